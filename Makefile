@@ -1,0 +1,22 @@
+# Everyday commands for this stage. `make run` starts the chat, `make test` runs its tests.
+# Both create the virtual environment on first use. VENV can point elsewhere:
+# the stage checker shares one environment between stages with the same requirements.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: run test
+
+run: $(VENV)/.installed
+	$(BIN)/python flack.py
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Tutorial infrastructure: make tags, make stages, make docs, make docs-serve, ...
+include tutorial/tutorial.mk

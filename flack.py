@@ -1,0 +1,877 @@
+"""Flack: a chat application whose whole server is this one module.
+
+This is stage v0.1 of the tutorial. It works, and it is safe, but it has four
+scalability problems that later stages fix one by one:
+
+1. Link previews are fetched inside the request that posts a message.
+2. Presence is kept by a background thread in every server process.
+3. Request statistics live in the memory of one process.
+4. The browser client finds new messages by polling.
+"""
+import contextlib
+import hashlib
+import ipaddress
+import math
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from functools import wraps
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+import requests
+from bs4 import BeautifulSoup
+from flask import (Flask, abort, current_app, g, has_request_context, jsonify,
+                   render_template, request)
+from flask import url_for as flask_url_for
+from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth
+from flask_sqlalchemy import SQLAlchemy
+from markdown_it import MarkdownIt
+from markupsafe import escape
+from requests.adapters import HTTPAdapter
+from sqlalchemy import ForeignKey, String, Text, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
+from werkzeug.security import check_password_hash, generate_password_hash
+
+basedir = os.path.abspath(os.path.dirname(__file__))
+
+app = Flask(__name__)
+app.config.update(
+    SQLALCHEMY_DATABASE_URI=os.environ.get(
+        "DATABASE_URL", "sqlite:///" + os.path.join(basedir, "flack.sqlite")),
+    MAX_CONTENT_LENGTH=64 * 1024,         # bytes in a request body
+    TOKEN_LIFETIME=24 * 60 * 60,          # seconds a token stays valid
+    PRESENCE_TIMEOUT=60,                  # seconds without a request before offline
+    PRESENCE_CHECK_INTERVAL=5,            # seconds between presence sweeps
+    STATS_WINDOW=60,                      # seconds the requests-per-second average covers
+    MESSAGE_MAX_LENGTH=2000,              # characters of Markdown in a message
+    MESSAGES_DEFAULT_LIMIT=100,
+    MESSAGES_MAX_LIMIT=500,
+    LINK_PREVIEWS=True,                   # fetch a preview of each link in a message
+    LINK_PREVIEW_ALLOW_PRIVATE=False,     # True lets previews reach local addresses
+    LINK_PREVIEW_TIMEOUT=3.0,             # seconds to connect, and to download a page
+    LINK_PREVIEW_MAX_BYTES=256 * 1024,    # bytes of a page that are read at most
+    LINK_PREVIEW_MAX_REDIRECTS=3,
+    LINK_PREVIEW_MAX_LINKS=3,             # previews per message
+)
+
+
+class Base(DeclarativeBase):
+    """Base class of the models."""
+
+
+db = SQLAlchemy(app, model_class=Base)
+
+# A custom scheme in WWW-Authenticate: with "Basic" there, browsers answer a 401 to
+# the JavaScript client by popping up their own password dialog.
+basic_auth = HTTPBasicAuth(scheme="Flack", realm="flack")
+token_auth = HTTPTokenAuth(scheme="Bearer", realm="flack")
+
+NICKNAME_PATTERN = re.compile(r"[\w.-]{1,32}")
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128
+MAX_ID = 2**31 - 1  # the largest value of an INTEGER column in PostgreSQL
+
+
+# Utility functions
+
+def timestamp():
+    """Return the current time as a Unix timestamp, with sub-second precision."""
+    return time.time()
+
+
+def url_for(*args, **kwargs):
+    """Build a URL like Flask's url_for, also where there is no request."""
+    if has_request_context():
+        return flask_url_for(*args, **kwargs)
+    # Background threads have an app context but no request to build URLs from.
+    with current_app.test_request_context():
+        return flask_url_for(*args, **kwargs)
+
+
+# Models
+
+class Timestamps:
+    """Creation and update times for a model; the same instant for a new row."""
+    created_at: Mapped[float]
+    updated_at: Mapped[float] = mapped_column(index=True)
+
+    def __init__(self, **fields):
+        now = timestamp()
+        super().__init__(**{"created_at": now, "updated_at": now, **fields})
+
+
+class User(Timestamps, db.Model):
+    """A chat user."""
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nickname: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    online: Mapped[bool] = mapped_column(default=False)
+    # The lambda looks timestamp() up at call time, so tests can control the clock.
+    last_seen_at: Mapped[float] = mapped_column(default=lambda: timestamp())
+
+    messages: Mapped[list["Message"]] = relationship(back_populates="author")
+    tokens: Mapped[list["Token"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan")
+
+    def set_password(self, password):
+        """Store a salted hash of the password, never the password itself."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password):
+        """Tell whether the password is this user's."""
+        return check_password_hash(self.password_hash, password)
+
+    def ping(self):
+        """Record that the user was just seen, and mark them online."""
+        self.last_seen_at = timestamp()
+        if not self.online:
+            self.online = True
+            self.updated_at = self.last_seen_at
+
+    def to_dict(self):
+        """Return the user as the API shows it."""
+        return {
+            "id": self.id,
+            "nickname": self.nickname,
+            "online": self.online,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "last_seen_at": self.last_seen_at,
+            "_links": {"self": url_for("get_user", id=self.id)},
+        }
+
+
+class Token(db.Model):
+    """An API token; only a SHA-256 digest of it is stored."""
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[float] = mapped_column(default=lambda: timestamp())
+    expires_at: Mapped[float]
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+    @staticmethod
+    def digest_of(token):
+        """Return the digest under which a token is stored."""
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user):
+        """Create a token for the user; return the token itself and its row."""
+        token = secrets.token_urlsafe(32)
+        row = cls(digest=cls.digest_of(token), user=user,
+                  expires_at=timestamp() + current_app.config["TOKEN_LIFETIME"])
+        return token, row
+
+
+class Message(Timestamps, db.Model):
+    """A chat message, kept both as Markdown and as sanitised HTML."""
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+    author: Mapped[User] = relationship(back_populates="messages")
+
+    def to_dict(self):
+        """Return the message as the API shows it."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "html": self.html,
+            "user_id": self.user_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "_links": {
+                "self": url_for("get_message", id=self.id),
+                "author": url_for("get_user", id=self.user_id),
+            },
+        }
+
+
+# Rendering messages
+
+# Images are off: a message's picture would be fetched by every reader's browser,
+# so ![text](url) shows as a link instead.
+markdown = MarkdownIt("commonmark", {"html": False, "linkify": True}).enable(
+    ["linkify", "strikethrough"]).disable("image")
+# Link only http(s) URLs: "flack.py" is a file name, not a site in Paraguay.
+markdown.linkify.set({"fuzzy_link": False, "fuzzy_email": False})
+for scheme in ("mailto:", "ftp:", "//"):
+    markdown.linkify.add(scheme, None)
+
+sanitizer = nh3.Cleaner(
+    tags={"a", "abbr", "b", "blockquote", "br", "code", "del", "em", "i", "p",
+          "pre", "s", "strong"},
+    attributes={"a": {"href", "title"}, "abbr": {"title"}},
+    url_schemes={"http", "https"},
+    url_relative="deny",
+    link_rel="nofollow noopener noreferrer",
+)
+
+
+def render_markdown(source):
+    """Render Markdown to HTML with bare URLs made into links, then sanitise it."""
+    return sanitizer.clean(markdown.render(source))
+
+
+def render_message(source):
+    """Return the HTML of a message: its Markdown, then a preview of each link."""
+    html = render_markdown(source)
+    if current_app.config["LINK_PREVIEWS"]:
+        html += "".join(link_previews(html))
+    return sanitizer.clean(html)
+
+
+# Link previews (scalability problem 1: fetched while the poster waits)
+
+class PreviewRefused(Exception):
+    """A link that the server must not fetch."""
+
+
+def resolve_addresses(host):
+    """Return the IP addresses a host name resolves to."""
+    return {ipaddress.ip_address(info[4][0])
+            for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+
+
+def address_allowed(address):
+    """Tell whether link previews may connect to an IP address."""
+    if current_app.config["LINK_PREVIEW_ALLOW_PRIVATE"]:
+        return True
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def check_link(url):
+    """Refuse a URL that is not http(s) or whose host is not a public address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PreviewRefused(f"not an http(s) URL: {url}")
+    addresses = resolve_addresses(parts.hostname)
+    if not all(address_allowed(address) for address in addresses):
+        raise PreviewRefused(f"{parts.hostname} is not a public address")
+
+
+class PublicPeerCheck:
+    """Check the address a connection really reached, after it is made.
+
+    check_link() resolves the host name before the request, but the name could
+    resolve to another address when the connection is made (DNS rebinding).
+    """
+
+    def connect(self):
+        """Connect, then hang up unless the peer's address is allowed."""
+        super().connect()
+        peer = ipaddress.ip_address(self.sock.getpeername()[0])
+        if not address_allowed(peer):
+            self.close()
+            raise PreviewRefused(f"connected to a non-public address {peer}")
+        g.preview_sockets.append(self.sock)  # for the deadline in fetch_page()
+
+
+class PublicHTTPConnection(PublicPeerCheck, HTTPConnection):
+    """An HTTP connection that refuses to talk to a non-public address."""
+
+
+class PublicHTTPSConnection(PublicPeerCheck, HTTPSConnection):
+    """An HTTPS connection that refuses to talk to a non-public address."""
+
+
+class PublicHTTPConnectionPool(HTTPConnectionPool):
+    """A pool of HTTP connections that check their peer."""
+    ConnectionCls = PublicHTTPConnection
+
+
+class PublicHTTPSConnectionPool(HTTPSConnectionPool):
+    """A pool of HTTPS connections that check their peer."""
+    ConnectionCls = PublicHTTPSConnection
+
+
+class PublicOnlyAdapter(HTTPAdapter):
+    """A requests transport whose connections check their peer address."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": PublicHTTPConnectionPool, "https": PublicHTTPSConnectionPool}
+
+
+def preview_session():
+    """Return a requests session that can only reach allowed addresses."""
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment: we check the peer
+    session.mount("http://", PublicOnlyAdapter())
+    session.mount("https://", PublicOnlyAdapter())
+    return session
+
+
+def read_limited(response, max_bytes):
+    """Read at most max_bytes of a response body."""
+    body = b""
+    for chunk in response.iter_content(chunk_size=16 * 1024):
+        body += chunk
+        if len(body) >= max_bytes:
+            return body[:max_bytes]
+    return body
+
+
+def hang_up(sockets):
+    """Shut sockets down, which ends any read that is waiting on them."""
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def fetch_page(url):
+    """Fetch an HTML page; return its bytes and declared charset, or None."""
+    # A read timeout starts again with every byte that arrives, so a server that
+    # sends a byte a second could hold the request for ever. A timer hangs up
+    # on the page at the deadline instead.
+    g.preview_sockets = []
+    deadline = threading.Timer(current_app.config["LINK_PREVIEW_TIMEOUT"], hang_up,
+                               [g.preview_sockets])
+    deadline.start()
+    try:
+        with preview_session() as session:
+            return follow_redirects(session, url)
+    finally:
+        deadline.cancel()
+
+
+def follow_redirects(session, url):
+    """Get a page, checking every URL that a redirect leads to."""
+    config = current_app.config
+    for _ in range(config["LINK_PREVIEW_MAX_REDIRECTS"] + 1):
+        check_link(url)
+        with session.get(url, timeout=config["LINK_PREVIEW_TIMEOUT"], stream=True,
+                         allow_redirects=False, headers={"Accept": "text/html"}) as response:
+            if response.is_redirect:
+                url = urljoin(url, response.headers["Location"])
+                continue
+            content_type, options = parse_options_header(
+                response.headers.get("Content-Type", ""))
+            if response.status_code != 200 or content_type not in (
+                    "text/html", "application/xhtml+xml"):
+                return None
+            body = read_limited(response, config["LINK_PREVIEW_MAX_BYTES"])
+            return body, options.get("charset")
+    return None
+
+
+def clean_text(text, max_length):
+    """Collapse the white space of a page's text and shorten it."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= max_length else text[:max_length - 1] + "…"
+
+
+def meta_content(soup, *names):
+    """Return the content of the first <meta> tag with one of the given names."""
+    for name in names:
+        tag = soup.find("meta", attrs={"property": name}) or soup.find(
+            "meta", attrs={"name": name})
+        if tag and tag.get("content"):
+            return tag["content"]
+    return None
+
+
+def parse_preview(body, charset):
+    """Return the title and description of an HTML page, or None without a title."""
+    # A charset that Python does not know is ignored and the parser guesses.
+    soup = BeautifulSoup(body, "html.parser", from_encoding=charset)
+    title = meta_content(soup, "og:title") or (soup.title.get_text() if soup.title else "")
+    title = clean_text(title, 200)
+    if not title:
+        return None
+    description = clean_text(meta_content(soup, "og:description", "description"), 300)
+    return title, description
+
+
+def link_preview(url):
+    """Return the HTML of one link's preview, or an empty string."""
+    try:
+        page = fetch_page(url)
+    except (PreviewRefused, requests.RequestException, OSError, ValueError) as error:
+        current_app.logger.info("no preview for %s: %s", url, error)
+        return ""
+    preview = parse_preview(*page) if page else None
+    if preview is None:
+        return ""
+    title, description = preview
+    html = f'<blockquote><p><a href="{escape(url)}">{escape(title)}</a>'
+    if description:
+        html += f"<br>{escape(description)}"
+    return html + "</p></blockquote>"
+
+
+def link_previews(html):
+    """Return the previews of the first few distinct links in some HTML."""
+    links = []
+    for anchor in BeautifulSoup(html, "html.parser").find_all("a", href=True):
+        if anchor["href"] not in links:
+            links.append(anchor["href"])
+    return [link_preview(url) for url in links[:current_app.config["LINK_PREVIEW_MAX_LINKS"]]]
+
+
+# Presence (scalability problem 2: one thread in every server process)
+
+def mark_offline_users():
+    """Mark users offline when they have not been seen for a while."""
+    cutoff = timestamp() - current_app.config["PRESENCE_TIMEOUT"]
+    users = db.session.scalars(
+        select(User).where(User.online, User.last_seen_at < cutoff)).all()
+    for user in users:
+        user.online = False
+        user.updated_at = timestamp()
+    db.session.commit()
+    return users
+
+
+class PresenceThread(threading.Thread):
+    """A background thread that marks idle users offline every few seconds."""
+
+    def __init__(self, app):
+        super().__init__(name="flack-presence", daemon=True)
+        self.app = app
+        self.stopping = threading.Event()
+
+    def run(self):
+        interval = self.app.config["PRESENCE_CHECK_INTERVAL"]
+        while not self.stopping.wait(interval):
+            with self.app.app_context():
+                try:
+                    mark_offline_users()
+                except Exception:  # keep sweeping: the next round may succeed
+                    self.app.logger.exception("presence sweep failed")
+
+    def stop(self):
+        """Ask the thread to finish, and wait until it has."""
+        self.stopping.set()
+        self.join()
+
+
+# Request statistics (scalability problem 3: kept in this process's memory)
+
+request_times = deque()
+request_times_lock = threading.Lock()
+
+
+def forget_old_requests(now):
+    """Drop the request times that fell out of the window."""
+    cutoff = now - current_app.config["STATS_WINDOW"]
+    while request_times and request_times[0] <= cutoff:
+        request_times.popleft()
+
+
+@app.before_request
+def count_request():
+    """Remember when each request arrived."""
+    now = timestamp()
+    with request_times_lock:
+        request_times.append(now)
+        forget_old_requests(now)
+
+
+def requests_per_second():
+    """Return the average number of requests per second over the window."""
+    with request_times_lock:
+        forget_old_requests(timestamp())
+        return len(request_times) / current_app.config["STATS_WINDOW"]
+
+
+# Errors: every one is JSON
+
+def error_response(status, message):
+    """Return the JSON response that every error uses."""
+    response = jsonify(error=HTTP_STATUS_CODES.get(status, "Error"), message=message)
+    response.status_code = status
+    return response
+
+
+@app.errorhandler(HTTPException)
+def http_error(error):
+    """Turn Flask's and Werkzeug's HTML errors into JSON ones."""
+    response = error_response(error.code, error.description)
+    for name, value in error.get_headers():  # such as Allow on a 405
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+# Authentication
+
+@basic_auth.verify_password
+def verify_password(nickname, password):
+    """Return the user whose nickname and password these are."""
+    if not nickname or not password or not storable(nickname):
+        return None
+    user = db.session.scalar(select(User).where(User.nickname == nickname))
+    if user is None or not user.check_password(password):
+        return None
+    user.ping()
+    db.session.commit()
+    return user
+
+
+@basic_auth.error_handler
+def basic_auth_error(status):
+    """Explain a failed nickname/password login."""
+    return error_response(status, "invalid nickname or password")
+
+
+@token_auth.verify_token
+def verify_token(token):
+    """Return the user a valid token belongs to; remember the token in g."""
+    row = db.session.scalar(select(Token).where(Token.digest == Token.digest_of(token)))
+    if row is None:
+        return None
+    if row.expires_at <= timestamp():
+        db.session.delete(row)
+        db.session.commit()
+        return None
+    g.token = row
+    row.user.ping()
+    db.session.commit()
+    return row.user
+
+
+@token_auth.error_handler
+def token_auth_error(status):
+    """Explain a missing, invalid or expired token."""
+    return error_response(status, "a valid token is required")
+
+
+def token_optional(view):
+    """Let requests without a token through, but reject a token that is not valid."""
+    authenticated_view = token_auth.login_required(view)
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if "Authorization" not in request.headers:
+            return view(*args, **kwargs)
+        return authenticated_view(*args, **kwargs)
+    return wrapper
+
+
+# Reading requests
+
+def json_object():
+    """Return the request's JSON body, which must be an object."""
+    if not request.is_json:
+        abort(415, "the request body must be JSON, sent as application/json")
+    data = request.get_json(silent=True)  # None if malformed; a body too large is a 413
+    if not isinstance(data, dict):
+        abort(400, "the request body must be a JSON object")
+    return data
+
+
+def storable(text):
+    """Tell whether a database can store this text."""
+    # JSON can carry lone surrogates, which UTF-8 cannot encode, and NUL
+    # characters, which PostgreSQL refuses in text columns.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def text_field(data, name, max_length, min_length=1):
+    """Return a string field of a JSON body, or None when it is absent."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        abort(400, f"{name} must be a string")
+    if not storable(value):
+        abort(400, f"{name} contains characters that are not allowed")
+    if not min_length <= len(value) <= max_length:
+        abort(400, f"{name} must be {min_length} to {max_length} characters long")
+    return value
+
+
+def required(value, name):
+    """Return a field's value, or stop with a 400 if it was missing."""
+    if value is None:
+        abort(400, f"{name} is required")
+    return value
+
+
+def nickname_field(data):
+    """Return a valid nickname from a JSON body, or None when it is absent."""
+    nickname = text_field(data, "nickname", 32)
+    if nickname is not None and not NICKNAME_PATTERN.fullmatch(nickname):
+        abort(400, "nickname may only contain letters, digits, '_', '.' and '-'")
+    return nickname
+
+
+def password_field(data):
+    """Return a valid password from a JSON body, or None when it is absent."""
+    return text_field(data, "password", PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH)
+
+
+def source_field(data):
+    """Return the Markdown source of a message from a JSON body."""
+    source = required(text_field(data, "source", current_app.config["MESSAGE_MAX_LENGTH"]),
+                      "source")
+    if not source.strip():
+        abort(400, "source must not be blank")
+    return source
+
+
+def number_arg(name):
+    """Return a numeric query argument, or None when it is absent."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        abort(400, f"{name} must be a number")
+    if not math.isfinite(number):
+        abort(400, f"{name} must be a finite number")
+    return number
+
+
+def limit_arg():
+    """Return the limit query argument, capped at the configured maximum."""
+    value = request.args.get("limit")
+    if value is None:
+        return current_app.config["MESSAGES_DEFAULT_LIMIT"]
+    try:
+        limit = int(value)
+    except ValueError:
+        abort(400, "limit must be an integer")
+    if limit < 1:
+        abort(400, "limit must be at least 1")
+    return min(limit, current_app.config["MESSAGES_MAX_LIMIT"])
+
+
+def get_or_404(model, id, message):
+    """Return the row of a model with this id, or stop with a 404."""
+    # A larger id cannot be in an INTEGER column, and asking would be an error.
+    row = db.session.get(model, id) if id <= MAX_ID else None
+    if row is None:
+        abort(404, message)
+    return row
+
+
+def nickname_taken(nickname):
+    """Tell whether some user already has this nickname."""
+    return db.session.scalar(select(User.id).where(User.nickname == nickname)) is not None
+
+
+def commit_or_400(message):
+    """Commit, or roll back and answer 400 when a unique constraint fails."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        abort(400, message)
+
+
+# The web page
+
+@app.get("/")
+def index():
+    """Serve the browser client."""
+    return render_template("index.html")
+
+
+@app.after_request
+def security_headers(response):
+    """Allow the page to load only its own scripts and styles."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# The API: users
+
+@app.post("/api/users")
+def new_user():
+    """Register a new user."""
+    data = json_object()
+    nickname = required(nickname_field(data), "nickname")
+    if nickname_taken(nickname):
+        abort(400, "nickname is already taken")
+    password = required(password_field(data), "password")
+    user = User(nickname=nickname)
+    user.set_password(password)
+    db.session.add(user)
+    commit_or_400("nickname is already taken")
+    return user.to_dict(), 201, {"Location": url_for("get_user", id=user.id)}
+
+
+@app.get("/api/users")
+@token_optional
+def get_users():
+    """Return the users, optionally only those online or recently updated."""
+    query = select(User).order_by(User.nickname)
+    online = request.args.get("online")
+    if online is not None:
+        if online not in ("0", "1"):
+            abort(400, "online must be 0 or 1")
+        query = query.where(User.online == (online == "1"))
+    updated_since = number_arg("updated_since")
+    if updated_since is not None:
+        query = query.where(User.updated_at > updated_since)
+    return {"users": [user.to_dict() for user in db.session.scalars(query)]}
+
+
+@app.get("/api/users/<int:id>")
+@token_optional
+def get_user(id):
+    """Return one user."""
+    return get_or_404(User, id, "user not found").to_dict()
+
+
+@app.put("/api/users/<int:id>")
+@token_auth.login_required
+def edit_user(id):
+    """Change the caller's own nickname or password."""
+    user = get_or_404(User, id, "user not found")
+    if user != token_auth.current_user():
+        abort(403, "you can only edit your own user")
+    data = json_object()
+    nickname = nickname_field(data)
+    password = password_field(data)
+    if nickname is None and password is None:
+        abort(400, "give a nickname or a password to change")
+    if nickname is not None and nickname != user.nickname:
+        if nickname_taken(nickname):
+            abort(400, "nickname is already taken")
+        user.nickname = nickname
+    if password is not None:
+        user.set_password(password)
+        # Whoever knew the old password may hold a token: revoke them all.
+        db.session.execute(delete(Token).where(Token.user_id == user.id))
+    user.updated_at = timestamp()
+    commit_or_400("nickname is already taken")
+    return user.to_dict()
+
+
+# The API: tokens
+
+@app.post("/api/tokens")
+@basic_auth.login_required
+def new_token():
+    """Give the caller a new token in exchange for nickname and password."""
+    token, row = Token.issue(basic_auth.current_user())
+    db.session.add(row)
+    db.session.commit()
+    return {"token": token, "expires_at": row.expires_at}
+
+
+@app.delete("/api/tokens")
+@token_auth.login_required
+def revoke_token():
+    """Revoke the token of this request, which logs the caller out."""
+    user = token_auth.current_user()
+    db.session.delete(g.token)
+    user.online = False
+    user.updated_at = timestamp()
+    db.session.commit()
+    return "", 204
+
+
+# The API: messages
+
+# One message at a time is stamped and committed, so messages reach the database
+# in the order of their updated_at: a client polling with updated_since can never
+# see a message before an older one is saved, and skip the older one.
+message_commit_lock = threading.Lock()
+
+
+def save_message(message):
+    """Stamp a new or edited message with the current time, and commit it."""
+    with message_commit_lock:
+        message.updated_at = timestamp()
+        if message.id is None:
+            message.created_at = message.updated_at
+            db.session.add(message)
+        db.session.commit()
+
+
+@app.post("/api/messages")
+@token_auth.login_required
+def new_message():
+    """Post a message."""
+    source = source_field(json_object())
+    message = Message(source=source, html=render_message(source),
+                      author=token_auth.current_user())
+    save_message(message)
+    return message.to_dict(), 201, {"Location": url_for("get_message", id=message.id)}
+
+
+@app.get("/api/messages")
+@token_optional
+def get_messages():
+    """Return the latest messages, or those updated since a given time."""
+    limit = limit_arg()
+    updated_since = number_arg("updated_since")
+    if updated_since is None:
+        latest = db.session.scalars(select(Message).order_by(
+            Message.updated_at.desc(), Message.id.desc()).limit(limit)).all()
+        messages = list(reversed(latest))
+    else:
+        messages = db.session.scalars(
+            select(Message).where(Message.updated_at > updated_since)
+            .order_by(Message.updated_at, Message.id).limit(limit)).all()
+    return {"messages": [message.to_dict() for message in messages]}
+
+
+@app.get("/api/messages/<int:id>")
+@token_optional
+def get_message(id):
+    """Return one message."""
+    return get_or_404(Message, id, "message not found").to_dict()
+
+
+@app.put("/api/messages/<int:id>")
+@token_auth.login_required
+def edit_message(id):
+    """Change the text of one of the caller's messages."""
+    message = get_or_404(Message, id, "message not found")
+    if message.author != token_auth.current_user():
+        abort(403, "you can only edit your own messages")
+    message.source = source_field(json_object())
+    message.html = render_message(message.source)
+    save_message(message)
+    return message.to_dict()
+
+
+# The API: statistics
+
+@app.get("/api/stats")
+@token_optional
+def get_stats():
+    """Return how many requests per second this server process handles."""
+    return {"requests_per_second": round(requests_per_second(), 2)}
+
+
+if __name__ == "__main__":
+    with app.app_context():
+        db.create_all()
+    PresenceThread(app).start()
+    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")))

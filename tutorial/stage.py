@@ -1,0 +1,644 @@
+#!/usr/bin/env python3
+"""The stage tool: find, tag, test, check and document the stages of the Flack tutorial.
+
+A stage is a commit whose subject ends with " (vX.Y)". A stage may span a few
+consecutive commits with the same suffix; the last one represents it and carries
+the annotated tag vX.Y. Stages are found from commit subjects, so everything here
+also works in a fresh clone without tags.
+
+    python3 tutorial/stage.py list              # the stages and their tags
+    python3 tutorial/stage.py tag               # create the missing tags
+    python3 tutorial/stage.py check [vX.Y ...]  # run every stage's tests at its commit
+    python3 tutorial/stage.py diff vX.Y         # what a stage changed in the app
+    python3 tutorial/stage.py history           # check the history rules
+    python3 tutorial/stage.py docs              # generate what the mkdocs pages include
+
+Only the Python standard library and the git command are used. Other scripts may
+import this module and call stages(), app_diff(), numstat() and friends.
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Paths that may change in any commit. Everything else is an app path and
+# changes only in stage commits. Keep this list in step with docs/ and STAGES.md.
+INFRA_PATHS = ["README.md", "docs/", "mkdocs.yml", "tutorial/", "bench/", ".ci/", ".gitignore"]
+
+SUBJECT_RE = re.compile(r"^(?P<title>.*) \((?P<version>v\d+\.\d+)\)$")
+VERSION_RE = re.compile(r"^v\d+\.\d+$")
+TRAILER_RE = re.compile(r"^[A-Za-z][\w-]*: ")
+
+DEFAULT_TIMEOUT_MINUTES = 20
+LOG_TAIL_LINES = 40
+
+
+class StageError(Exception):
+    """A problem the user must fix; main() prints it and exits with status 1."""
+
+
+# --- git ---------------------------------------------------------------------
+
+def git(*args, check=True):
+    """Run git with args and return its standard output as text."""
+    result = subprocess.run(["git", *args], capture_output=True, encoding="utf-8", errors="replace")
+    if check and result.returncode != 0:
+        raise StageError(f"git {' '.join(args)} failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def git_bytes(*args):
+    """Run git with args and return its standard output as bytes."""
+    return subprocess.run(["git", *args], capture_output=True, check=True).stdout
+
+
+def top_dir():
+    """Return the top folder of the work tree we are in."""
+    return Path(git("rev-parse", "--show-toplevel").strip())
+
+
+def empty_tree():
+    """Return the id of the empty tree, the base for diffs of a root commit."""
+    return git("hash-object", "-t", "tree", "/dev/null").strip()
+
+
+def app_pathspecs():
+    """Return git pathspecs that select the app paths: all but the infrastructure."""
+    return [":/"] + [f":(top,exclude){path}" for path in INFRA_PATHS]
+
+
+def is_app_path(path):
+    """Tell whether a path (relative to the top) is an app path."""
+    for infra in INFRA_PATHS:
+        if infra.endswith("/") and path.startswith(infra):
+            return False
+        if path == infra:
+            return False
+    return True
+
+
+# --- stages ------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Commit:
+    """One commit on the first-parent history."""
+
+    sha: str
+    parent: str  # first parent, or "" for a root commit
+    subject: str
+    body: str
+
+    @property
+    def version(self):
+        """The vX.Y at the end of the subject, or None."""
+        match = SUBJECT_RE.match(self.subject)
+        return match["version"] if match else None
+
+
+@dataclasses.dataclass
+class Stage:
+    """A stage: its commits in order; the last one represents it."""
+
+    version: str
+    commits: list
+
+    @property
+    def sha(self):
+        """The commit that represents the stage (and carries its tag)."""
+        return self.commits[-1].sha
+
+    @property
+    def first_sha(self):
+        """The stage's first commit."""
+        return self.commits[0].sha
+
+    @property
+    def subject(self):
+        """The subject of the representing commit."""
+        return self.commits[-1].subject
+
+    @property
+    def title(self):
+        """The subject without the " (vX.Y)" suffix."""
+        return SUBJECT_RE.match(self.subject)["title"]
+
+    @property
+    def body(self):
+        """The message body of the last commit that has one."""
+        for commit in reversed(self.commits):
+            if commit.body.strip():
+                return commit.body
+        return ""
+
+    @property
+    def base(self):
+        """The tree or commit the stage starts from: the parent of its first commit."""
+        return self.commits[0].parent or empty_tree()
+
+    @property
+    def key(self):
+        """The version as numbers, for sorting: v0.10 comes after v0.9."""
+        return version_key(self.version)
+
+
+def version_key(version):
+    """Turn "v0.10" into (0, 10)."""
+    return tuple(int(part) for part in version[1:].split("."))
+
+
+def commits(rev="HEAD"):
+    """Return the commits along the first-parent history of rev, oldest first."""
+    if not git("rev-parse", "-q", "--verify", f"{rev}^{{commit}}", check=False).strip():
+        raise StageError(f"{rev!r} is not a commit (is the repository still empty?)")
+    out = git("log", "--first-parent", "--reverse", "-z", "--format=%H%x1f%P%x1f%s%x1f%b", rev)
+    result = []
+    for record in out.split("\0"):
+        if not record.strip():
+            continue
+        sha, parents, subject, body = record.lstrip("\n").split("\x1f", 3)
+        parent = parents.split()[0] if parents else ""
+        result.append(Commit(sha, parent, subject, body))
+    return result
+
+
+def stages(rev="HEAD"):
+    """Return the stages found along the first-parent history of rev, in order.
+
+    All commits with the same version belong to one stage; `history` reports
+    it when they are not consecutive.
+    """
+    by_version = {}
+    for commit in commits(rev):
+        if commit.version:
+            by_version.setdefault(commit.version, Stage(commit.version, [])).commits.append(commit)
+    return list(by_version.values())
+
+
+def find_stage(version, rev="HEAD"):
+    """Return the stage with the given version, or raise StageError."""
+    found = {stage.version: stage for stage in stages(rev)}
+    if version not in found:
+        known = ", ".join(found) or "none"
+        raise StageError(f"unknown stage {version!r} (stages found: {known})")
+    return found[version]
+
+
+def select_stages(versions, rev="HEAD"):
+    """Return the stages with the given versions (all when none are given)."""
+    if not versions:
+        return stages(rev)
+    return [find_stage(version, rev) for version in versions]
+
+
+# --- tags --------------------------------------------------------------------
+
+def tag_target(version):
+    """Return the commit the tag vX.Y points to, or None if there is no such tag."""
+    out = git("rev-parse", "-q", "--verify", f"refs/tags/{version}^{{commit}}", check=False)
+    return out.strip() or None
+
+
+def tag_state(stage):
+    """Return "ok", "missing" or "points elsewhere" for the stage's tag."""
+    target = tag_target(stage.version)
+    if target is None:
+        return "missing"
+    return "ok" if target == stage.sha else "points elsewhere"
+
+
+def create_tag(stage):
+    """Create the annotated tag of a stage, its message being the subject."""
+    git("tag", "-a", stage.version, "-m", stage.subject, stage.sha)
+
+
+# --- diffs -------------------------------------------------------------------
+
+@dataclasses.dataclass
+class FileChange:
+    """One app file changed by a stage, as `git diff --numstat` reports it."""
+
+    path: str
+    old_path: str  # differs from path for a renamed file
+    added: int
+    removed: int
+    binary: bool
+
+    @property
+    def label(self):
+        """The file name as shown to readers, with the old name for a rename."""
+        if self.old_path != self.path:
+            return f"{self.old_path} → {self.path}"
+        return self.path
+
+
+def numstat(stage):
+    """Return the FileChanges of a stage, app paths only."""
+    out = git("diff", "--numstat", "-z", "-M", stage.base, stage.sha, "--", *app_pathspecs())
+    fields = out.split("\0")
+    changes = []
+    i = 0
+    while i < len(fields) and fields[i]:
+        added, removed, path = fields[i].split("\t", 2)
+        old_path = path
+        if not path:  # a rename: the old and new names follow
+            old_path, path = fields[i + 1], fields[i + 2]
+            i += 2
+        binary = added == "-"
+        changes.append(FileChange(path, old_path, 0 if binary else int(added),
+                                  0 if binary else int(removed), binary))
+        i += 1
+    return changes
+
+
+def app_diff(stage, paths=None, extra_args=()):
+    """Return the stage's diff as text, limited to app paths (or to the given paths)."""
+    pathspecs = [f":(top,literal){p}" for p in paths] if paths else app_pathspecs()
+    return git("diff", "-M", *extra_args, stage.base, stage.sha, "--", *pathspecs)
+
+
+def changed_app_paths(commit):
+    """Return the app paths a commit changes compared to its first parent."""
+    base = commit.parent or empty_tree()
+    out = git("diff", "--name-only", "-z", "--no-renames", base, commit.sha, "--", *app_pathspecs())
+    return [path for path in out.split("\0") if path]
+
+
+# --- history rules ------------------------------------------------------------
+
+def history_problems(rev="HEAD"):
+    """Return the ways the first-parent history of rev breaks the rules (a list of text)."""
+    problems = []
+    current = None  # the version of the stage we are in, if still open
+    closed = []  # versions of stages that are over
+    for commit in commits(rev):
+        short = commit.sha[:10]
+        version = commit.version
+        if version is None:
+            paths = changed_app_paths(commit)
+            if paths:
+                more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+                shown = ", ".join(paths[:5]) + more
+                problems.append(f"{short} \"{commit.subject}\" is not a stage commit "
+                                f"but changes app paths: {shown}")
+            if current:  # a stage's commits must be consecutive
+                closed.append(current)
+                current = None
+            continue
+        if version == current:
+            continue
+        if version in closed:
+            problems.append(f"{short} \"{commit.subject}\": stage {version} already ended "
+                            "(its commits must be consecutive, none after the next stage begins)")
+            continue
+        highest = max(closed + ([current] if current else []), key=version_key, default=None)
+        if highest and version_key(version) <= version_key(highest):
+            problems.append(f"{short} \"{commit.subject}\": {version} comes after {highest} "
+                            "(versions must increase)")
+        if current:
+            closed.append(current)
+        current = version
+    return problems
+
+
+# --- running a stage's tests ---------------------------------------------------
+
+def cache_dir():
+    """Return the folder for shared venvs and logs: $FLACK_STAGE_CACHE or ~/.cache/flack-stages."""
+    return Path(os.environ.get("FLACK_STAGE_CACHE") or Path.home() / ".cache" / "flack-stages")
+
+
+def python_version():
+    """Return the full version of the Python that the Makefile builds venvs with."""
+    python = os.environ.get("PYTHON", "python3")
+    return subprocess.run([python, "-c", "import sys; print(sys.version)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def requirements_hash(stage):
+    """Hash every top-level requirements*.txt at the stage's commit, plus the Python version."""
+    digest = hashlib.sha256(python_version().encode())
+    names = git("ls-tree", "--name-only", "-z", stage.sha).split("\0")
+    for name in sorted(n for n in names if re.fullmatch(r"requirements.*\.txt", n)):
+        digest.update(b"\0" + name.encode() + b"\0")
+        digest.update(git_bytes("show", f"{stage.sha}:{name}"))
+    return digest.hexdigest()[:16]
+
+
+def make_env():
+    """Return our environment without the variables an outer make passes down."""
+    env = dict(os.environ)
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(name, None)
+    return env
+
+
+def run_logged(command, cwd, log_path, timeout):
+    """Run command in cwd with its output in log_path; return "pass", "fail" or "timeout"."""
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write(f"$ {' '.join(command)}\n")
+        log.flush()
+        process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=make_env(), start_new_session=True)
+        try:
+            return "pass" if process.wait(timeout=timeout) == 0 else "fail"
+        except subprocess.TimeoutExpired:
+            stop(process)
+            log.write(f"\n*** stopped after the time limit of {timeout:.0f} seconds\n")
+            return "timeout"
+        except BaseException:  # Ctrl-C or SIGTERM: do not leave the tests running
+            stop(process)
+            raise
+
+
+def stop(process):
+    """Kill a process started in its own session, with everything it started."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def venv_for(stage):
+    """Return the shared venv for the stage: one per set of requirements and Python version."""
+    return cache_dir() / "venvs" / requirements_hash(stage)
+
+
+def check_stage(stage, timeout):
+    """Run `make test` at the stage's commit in a temporary worktree; return (result, log path)."""
+    venv = venv_for(stage)
+    logs = cache_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{stage.version}-{stage.sha[:10]}.log"
+    work = Path(tempfile.mkdtemp(prefix=f"flack-{stage.version}-"))
+    tree = work / "tree"
+    try:
+        git("worktree", "add", "--detach", str(tree), stage.sha)
+        result = run_logged(["make", "test", f"VENV={venv}"], tree, log_path, timeout)
+    finally:
+        git("worktree", "remove", "--force", str(tree), check=False)
+        git("worktree", "prune", check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    return result, log_path
+
+
+def log_tail(path, lines=LOG_TAIL_LINES):
+    """Return the last lines of a log file."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+# --- generated docs ------------------------------------------------------------
+
+def table_cell(text):
+    """Make text safe for a markdown table cell."""
+    return text.replace("|", "\\|").strip()
+
+
+def lesson(stage):
+    """Return the first paragraph of the stage's message body as one line ("" if none)."""
+    for paragraph in re.split(r"\n\s*\n", stage.body.strip()):
+        lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
+        if lines and not all(TRAILER_RE.match(line) for line in lines):
+            return " ".join(lines)
+    return ""
+
+
+def fence_for(text):
+    """Return a backtick fence longer than any run of backticks in text (at least 3)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def indent(text, prefix="    "):
+    """Indent every line of text, for a block inside an admonition."""
+    return "\n".join(prefix + line if line else prefix.rstrip() for line in text.splitlines())
+
+
+def stage_map(all_stages):
+    """Return the markdown table of all stages, linking to stages/vX.Y.md.
+
+    The links are relative to the docs/ folder: include the table only from
+    pages at the top of docs/ (stage-map.md, index.md).
+    """
+    rows = ["| Stage | Title | Lesson | Files | Added | Removed |",
+            "|---|---|---|--:|--:|--:|"]
+    for stage in all_stages:
+        changes = numstat(stage)
+        added = sum(change.added for change in changes)
+        removed = sum(change.removed for change in changes)
+        rows.append(f"| [{stage.version}](stages/{stage.version}.md) | {table_cell(stage.title)} "
+                    f"| {table_cell(lesson(stage))} | {len(changes)} | +{added} | −{removed} |")
+    return "\n".join(rows) + "\n"
+
+
+def diff_page(stage):
+    """Return markdown with the stage's app diff: a summary, then one collapsed block per file."""
+    changes = numstat(stage)
+    if not changes:
+        return "This stage changes no application file.\n"
+    added = sum(change.added for change in changes)
+    removed = sum(change.removed for change in changes)
+    files = "1 file" if len(changes) == 1 else f"{len(changes)} files"
+    parts = [f"{files} changed, +{added} −{removed}.\n"]
+    for change in changes:
+        title = change.label.replace('"', "&quot;")
+        if change.binary:
+            parts.append(f'??? note "{title} — binary"\n\n    A binary file, not shown.\n')
+            continue
+        text = app_diff(stage, paths=sorted({change.old_path, change.path})).rstrip("\n")
+        fence = fence_for(text)
+        block = f"{fence}diff\n{text}\n{fence}"
+        parts.append(f'??? note "{title} — +{change.added} −{change.removed}"\n\n{indent(block)}\n')
+    return "\n".join(parts)
+
+
+def commands_page(stage):
+    """Return markdown with the commands to check out, test and run a stage."""
+    commands = [
+        (f"git checkout {stage.version}", "the code as it is at this stage"),
+        ("make test", "create .venv, install requirements.txt, run the tests"),
+        ("make run", "start the chat on http://127.0.0.1:5000"),
+        ("git checkout main", "back to the latest version"),
+    ]
+    width = max(len(command) for command, _ in commands) + 2
+    lines = [f"{command:<{width}}# {comment}" for command, comment in commands]
+    return "```bash\n" + "\n".join(lines) + "\n```\n"
+
+
+def write(path, text):
+    """Write text to path, creating folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# --- subcommands ---------------------------------------------------------------
+
+def cmd_list(args):
+    """Print each stage: version, short sha, tag state, subject."""
+    found = stages(args.rev)
+    if not found:
+        print("no stages found")
+    for stage in found:
+        more = f"  [{len(stage.commits)} commits]" if len(stage.commits) > 1 else ""
+        print(f"{stage.version:<7} {stage.sha[:10]}  {tag_state(stage):<17} {stage.subject}{more}")
+    return 0
+
+
+def cmd_tag(args):
+    """Create the missing annotated tags; refuse to move a tag that points elsewhere."""
+    status = 0
+    for stage in stages(args.rev):
+        state = tag_state(stage)
+        if state == "missing":
+            create_tag(stage)
+            print(f"{stage.version}: created on {stage.sha[:10]}")
+        elif state == "ok":
+            print(f"{stage.version}: ok")
+        else:
+            target = tag_target(stage.version)
+            print(f"{stage.version}: the tag points to {target[:10]}, but the stage is "
+                  f"{stage.sha[:10]} (\"{stage.subject}\"); the tag is left unchanged. "
+                  "Look at both and move the tag by hand if it is wrong.", file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_check(args):
+    """Run each stage's tests at its own commit and print a table of results."""
+    selected = select_stages(args.versions, args.rev)
+    if not selected:
+        raise StageError("no stages found")
+    if args.fresh:
+        for venv in {venv_for(stage) for stage in selected}:
+            shutil.rmtree(venv, ignore_errors=True)
+    timeout = args.timeout * 60
+    results = []
+    for stage in selected:
+        print(f"==> {stage.version} {stage.sha[:10]} {stage.subject}", flush=True)
+        started = time.monotonic()
+        result, log_path = check_stage(stage, timeout)
+        seconds = time.monotonic() - started
+        print(f"    {result} in {seconds:.0f}s, log: {log_path}", flush=True)
+        if result != "pass":
+            print(indent(log_tail(log_path)), flush=True)
+        results.append((stage, result, seconds))
+    print()
+    print(f"{'stage':<7} {'result':<8} {'time':>7}  subject")
+    for stage, result, seconds in results:
+        print(f"{stage.version:<7} {result:<8} {seconds:>6.0f}s  {stage.subject}")
+    failed = [stage.version for stage, result, _ in results if result != "pass"]
+    if failed:
+        print(f"\n{len(results) - len(failed)} of {len(results)} stages passed; "
+              f"failed: {', '.join(failed)}")
+        return 1
+    print(f"\nall {len(results)} {'stage' if len(results) == 1 else 'stages'} passed")
+    return 0
+
+
+def cmd_diff(args):
+    """Print what the stage changed in the app paths."""
+    stage = find_stage(args.version, args.rev)
+    extra = ["--stat"] if args.stat else []
+    sys.stdout.write(app_diff(stage, extra_args=extra))
+    return 0
+
+
+def cmd_history(args):
+    """Check the history rules; print "rules hold" or each problem."""
+    problems = history_problems(args.rev)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s): see the history rules in STAGES.md")
+        return 1
+    print("rules hold")
+    return 0
+
+
+def cmd_docs(args):
+    """Generate the stage map, the per-stage diffs and the per-stage commands."""
+    docs = top_dir() / "docs"
+    out = Path(args.out) if args.out else docs / "_generated"
+    found = stages(args.rev)
+    pages = [docs / "stages" / f"{stage.version}.md" for stage in found]
+    missing = [str(page.relative_to(docs.parent)) for page in pages if not page.exists()]
+    if missing:
+        raise StageError("every stage needs a page; missing: " + ", ".join(missing))
+    write(out / "stage-map.md", stage_map(found))
+    for stage in found:
+        write(out / "stages" / f"{stage.version}-diff.md", diff_page(stage))
+        write(out / "stages" / f"{stage.version}-commands.md", commands_page(stage))
+    print(f"wrote the stage map and the diffs and commands of {len(found)} stage(s) to {out}")
+    return 0
+
+
+def version_arg(text):
+    """Accept only vX.Y as a stage version on the command line."""
+    if not VERSION_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a stage version like v0.1")
+    return text
+
+
+def parser():
+    """Build the command-line parser with one subcommand per job."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--rev", default="HEAD",
+                        help="find stages along this revision (default HEAD)")
+    main = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = main.add_subparsers(dest="command", required=True)
+
+    def command(name, run, help):
+        """Add a subcommand that runs the function run."""
+        cmd = sub.add_parser(name, help=help, description=help, parents=[common])
+        cmd.set_defaults(run=run)
+        return cmd
+
+    command("list", cmd_list, "list the stages and the state of their tags")
+    command("tag", cmd_tag, "create the missing vX.Y tags")
+
+    check = command("check", cmd_check, "run each stage's tests at its own commit")
+    check.add_argument("versions", nargs="*", type=version_arg,
+                       help="stages to check (default: all)")
+    check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_MINUTES,
+                       help=f"minutes per stage (default {DEFAULT_TIMEOUT_MINUTES})")
+    check.add_argument("--fresh", action="store_true", help="rebuild the cached venvs first")
+
+    diff = command("diff", cmd_diff, "show what a stage changed in the app")
+    diff.add_argument("version", type=version_arg)
+    diff.add_argument("--stat", action="store_true", help="only a summary of the files")
+
+    command("history", cmd_history, "check the history rules")
+
+    docs = command("docs", cmd_docs, "generate the content the docs include")
+    docs.add_argument("--out", help="output folder (default docs/_generated)")
+    return main
+
+
+def exit_on_sigterm(signum, frame):
+    """Turn SIGTERM into SystemExit, so that running tests are stopped and worktrees removed."""
+    sys.exit(128 + signum)
+
+
+def main(argv=None):
+    """Run the subcommand named on the command line."""
+    args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    try:
+        return args.run(args)
+    except StageError as error:
+        print(f"stage.py: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stage.py: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

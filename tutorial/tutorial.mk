@@ -1,0 +1,55 @@
+# Tutorial infrastructure, included at the end of the top-level Makefile.
+# It lives under tutorial/ so that it can change in any commit, not only in stages.
+#
+#   make tags         create the missing vX.Y tags (a fresh clone may have none)
+#   make stages       run every stage's tests at its own commit (STAGES="v0.1 v0.2" for some)
+#   make history      check the history rules of STAGES.md
+#   make docs         generate the stage diffs and build the site into site/
+#   make docs-serve   the same, served with live reload on http://127.0.0.1:8000
+#   make screenshots  take the screenshots the docs show (SHOTS_OUT=dir to put them elsewhere)
+#
+# The stage tool needs only the standard library, so it runs with the system python3.
+STAGE_TOOL := python3 tutorial/stage.py
+DOCS_VENV := .venv-docs
+SHOTS_VENV := .venv-shots
+
+.PHONY: tags stages history docs docs-serve screenshots
+
+tags:
+	$(STAGE_TOOL) tag
+
+stages:
+	$(STAGE_TOOL) check $(STAGES)
+
+history:
+	$(STAGE_TOOL) history
+
+# The docs get their own venv, rebuilt when docs/requirements.txt changes.
+$(DOCS_VENV)/.installed: docs/requirements.txt
+	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r docs/requirements.txt
+	touch $@
+
+# Material 9.8 prints a banner at every run: it reaches end of life on 2027-05-05
+# and Zensical is its successor (the site uses no plugin that would stop a move).
+# The banner is no build warning; NO_MKDOCS_2_WARNING=1 keeps it out of the logs.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs
+
+docs: $(DOCS_VENV)/.installed
+	$(STAGE_TOOL) docs
+	$(MKDOCS) build --strict
+
+docs-serve: $(DOCS_VENV)/.installed
+	$(STAGE_TOOL) docs
+	$(MKDOCS) serve
+
+# Screenshots drive a browser from their own venv against the app in $(VENV).
+$(SHOTS_VENV)/.installed: tutorial/requirements-screenshots.txt
+	test -x $(SHOTS_VENV)/bin/python || $(PYTHON) -m venv $(SHOTS_VENV)
+	$(SHOTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tutorial/requirements-screenshots.txt
+	touch $@
+
+SHOTS_OUT ?= docs/img
+
+screenshots: $(SHOTS_VENV)/.installed $(VENV)/.installed
+	$(SHOTS_VENV)/bin/python tutorial/screenshots.py --python $(abspath $(BIN))/python --out $(SHOTS_OUT)
