@@ -1,7 +1,7 @@
-"""Flack: a chat application whose whole server is this one module.
+"""Flack: a chat application whose server is this module, with helpers in utils.py.
 
-This is stage v0.1 of the tutorial. It works, and it is safe, but it has four
-scalability problems that later stages fix one by one:
+It works, and it is safe, but it has four scalability problems that later
+stages of the tutorial fix one by one:
 
 1. Link previews are fetched inside the request that posts a message.
 2. Presence is kept by a background thread in every server process.
@@ -17,7 +17,6 @@ import re
 import secrets
 import socket
 import threading
-import time
 from collections import deque
 from functools import wraps
 from urllib.parse import urljoin, urlsplit
@@ -25,9 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 import requests
 from bs4 import BeautifulSoup
-from flask import (Flask, abort, current_app, g, has_request_context, jsonify,
-                   render_template, request)
-from flask import url_for as flask_url_for
+from flask import Flask, abort, current_app, g, jsonify, render_template, request
 from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth
 from flask_sqlalchemy import SQLAlchemy
 from markdown_it import MarkdownIt
@@ -41,6 +38,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
 from werkzeug.security import check_password_hash, generate_password_hash
+
+import utils
 
 basedir = os.path.abspath(os.path.dirname(__file__))
 
@@ -82,22 +81,6 @@ PASSWORD_MAX_LENGTH = 128
 MAX_ID = 2**31 - 1  # the largest value of an INTEGER column in PostgreSQL
 
 
-# Utility functions
-
-def timestamp():
-    """Return the current time as a Unix timestamp, with sub-second precision."""
-    return time.time()
-
-
-def url_for(*args, **kwargs):
-    """Build a URL like Flask's url_for, also where there is no request."""
-    if has_request_context():
-        return flask_url_for(*args, **kwargs)
-    # Background threads have an app context but no request to build URLs from.
-    with current_app.test_request_context():
-        return flask_url_for(*args, **kwargs)
-
-
 # Models
 
 class Timestamps:
@@ -106,7 +89,7 @@ class Timestamps:
     updated_at: Mapped[float] = mapped_column(index=True)
 
     def __init__(self, **fields):
-        now = timestamp()
+        now = utils.timestamp()
         super().__init__(**{"created_at": now, "updated_at": now, **fields})
 
 
@@ -118,8 +101,8 @@ class User(Timestamps, db.Model):
     nickname: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     online: Mapped[bool] = mapped_column(default=False)
-    # The lambda looks timestamp() up at call time, so tests can control the clock.
-    last_seen_at: Mapped[float] = mapped_column(default=lambda: timestamp())
+    # The lambda looks utils.timestamp() up at call time, so tests can control the clock.
+    last_seen_at: Mapped[float] = mapped_column(default=lambda: utils.timestamp())
 
     messages: Mapped[list["Message"]] = relationship(back_populates="author")
     tokens: Mapped[list["Token"]] = relationship(
@@ -135,7 +118,7 @@ class User(Timestamps, db.Model):
 
     def ping(self):
         """Record that the user was just seen, and mark them online."""
-        self.last_seen_at = timestamp()
+        self.last_seen_at = utils.timestamp()
         if not self.online:
             self.online = True
             self.updated_at = self.last_seen_at
@@ -149,7 +132,7 @@ class User(Timestamps, db.Model):
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "last_seen_at": self.last_seen_at,
-            "_links": {"self": url_for("get_user", id=self.id)},
+            "_links": {"self": utils.url_for("get_user", id=self.id)},
         }
 
 
@@ -160,7 +143,7 @@ class Token(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    created_at: Mapped[float] = mapped_column(default=lambda: timestamp())
+    created_at: Mapped[float] = mapped_column(default=lambda: utils.timestamp())
     expires_at: Mapped[float]
 
     user: Mapped[User] = relationship(back_populates="tokens")
@@ -175,7 +158,7 @@ class Token(db.Model):
         """Create a token for the user; return the token itself and its row."""
         token = secrets.token_urlsafe(32)
         row = cls(digest=cls.digest_of(token), user=user,
-                  expires_at=timestamp() + current_app.config["TOKEN_LIFETIME"])
+                  expires_at=utils.timestamp() + current_app.config["TOKEN_LIFETIME"])
         return token, row
 
 
@@ -200,8 +183,8 @@ class Message(Timestamps, db.Model):
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "_links": {
-                "self": url_for("get_message", id=self.id),
-                "author": url_for("get_user", id=self.user_id),
+                "self": utils.url_for("get_message", id=self.id),
+                "author": utils.url_for("get_user", id=self.user_id),
             },
         }
 
@@ -435,12 +418,12 @@ def link_previews(html):
 
 def mark_offline_users():
     """Mark users offline when they have not been seen for a while."""
-    cutoff = timestamp() - current_app.config["PRESENCE_TIMEOUT"]
+    cutoff = utils.timestamp() - current_app.config["PRESENCE_TIMEOUT"]
     users = db.session.scalars(
         select(User).where(User.online, User.last_seen_at < cutoff)).all()
     for user in users:
         user.online = False
-        user.updated_at = timestamp()
+        user.updated_at = utils.timestamp()
     db.session.commit()
     return users
 
@@ -484,7 +467,7 @@ def forget_old_requests(now):
 @app.before_request
 def count_request():
     """Remember when each request arrived."""
-    now = timestamp()
+    now = utils.timestamp()
     with request_times_lock:
         request_times.append(now)
         forget_old_requests(now)
@@ -493,7 +476,7 @@ def count_request():
 def requests_per_second():
     """Return the average number of requests per second over the window."""
     with request_times_lock:
-        forget_old_requests(timestamp())
+        forget_old_requests(utils.timestamp())
         return len(request_times) / current_app.config["STATS_WINDOW"]
 
 
@@ -543,7 +526,7 @@ def verify_token(token):
     row = db.session.scalar(select(Token).where(Token.digest == Token.digest_of(token)))
     if row is None:
         return None
-    if row.expires_at <= timestamp():
+    if row.expires_at <= utils.timestamp():
         db.session.delete(row)
         db.session.commit()
         return None
@@ -720,7 +703,7 @@ def new_user():
     user.set_password(password)
     db.session.add(user)
     commit_or_400("nickname is already taken")
-    return user.to_dict(), 201, {"Location": url_for("get_user", id=user.id)}
+    return user.to_dict(), 201, {"Location": utils.url_for("get_user", id=user.id)}
 
 
 @app.get("/api/users")
@@ -766,7 +749,7 @@ def edit_user(id):
         user.set_password(password)
         # Whoever knew the old password may hold a token: revoke them all.
         db.session.execute(delete(Token).where(Token.user_id == user.id))
-    user.updated_at = timestamp()
+    user.updated_at = utils.timestamp()
     commit_or_400("nickname is already taken")
     return user.to_dict()
 
@@ -790,7 +773,7 @@ def revoke_token():
     user = token_auth.current_user()
     db.session.delete(g.token)
     user.online = False
-    user.updated_at = timestamp()
+    user.updated_at = utils.timestamp()
     db.session.commit()
     return "", 204
 
@@ -806,7 +789,7 @@ message_commit_lock = threading.Lock()
 def save_message(message):
     """Stamp a new or edited message with the current time, and commit it."""
     with message_commit_lock:
-        message.updated_at = timestamp()
+        message.updated_at = utils.timestamp()
         if message.id is None:
             message.created_at = message.updated_at
             db.session.add(message)
@@ -821,7 +804,7 @@ def new_message():
     message = Message(source=source, html=render_message(source),
                       author=token_auth.current_user())
     save_message(message)
-    return message.to_dict(), 201, {"Location": url_for("get_message", id=message.id)}
+    return message.to_dict(), 201, {"Location": utils.url_for("get_message", id=message.id)}
 
 
 @app.get("/api/messages")

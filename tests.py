@@ -1,4 +1,4 @@
-"""Tests for the single-module Flack (stage v0.1). Run them with `make test`."""
+"""Tests for Flack: flack.py and utils.py. Run them with `make test`."""
 import contextlib
 import hashlib
 import ipaddress
@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 os.environ["DATABASE_URL"] = "sqlite://"
 
 import flack  # noqa: E402  (the environment must be set first)
+import utils  # noqa: E402
 from flack import Message, Token, User, db  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -71,7 +72,7 @@ def client(app):
 
 
 class Clock:
-    """A stand-in for flack.timestamp() that only moves when told to."""
+    """A stand-in for utils.timestamp() that only moves when told to."""
 
     def __init__(self, now=1_800_000_000.0):
         self.now = now
@@ -86,7 +87,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(flack, "timestamp", clock)
+    monkeypatch.setattr(utils, "timestamp", clock)
     return clock
 
 
@@ -547,13 +548,13 @@ def test_get_messages_limit_is_capped(client):
 def test_messages_are_stamped_and_committed_in_turn(client, monkeypatch):
     auth = login(client)
     stamped_under_lock = []
-    real_timestamp = flack.timestamp
+    real_timestamp = utils.timestamp
 
     def timestamp():
         stamped_under_lock.append(flack.message_commit_lock.locked())
         return real_timestamp()
 
-    monkeypatch.setattr(flack, "timestamp", timestamp)
+    monkeypatch.setattr(utils, "timestamp", timestamp)
     message = post_message(client, auth, "first")
     stamped_under_lock.clear()
     client.put(f"/api/messages/{message['id']}", json={"source": "edited"}, headers=auth)
@@ -934,9 +935,27 @@ def test_requests_per_second(client, clock, app):
     assert flack.requests_per_second() == 0
 
 
-# URLs outside a request
+# Utility functions
+
+def test_timestamp_is_the_current_time():
+    before = time.time()
+    now = utils.timestamp()
+    assert isinstance(now, float)
+    assert before <= now <= time.time()
+
+
+def test_url_for_in_a_request(app):
+    with app.test_request_context("/api/stats", base_url="http://chat.example.com"):
+        assert utils.url_for("get_user", id=7) == "/api/users/7"
+        assert utils.url_for("get_user", id=7, _external=True) == (
+            "http://chat.example.com/api/users/7")
+
 
 def test_url_for_without_request(app):
+    assert utils.url_for("get_message", id=3) == "/api/messages/3"
+
+
+def test_models_build_urls_without_request(app):
     user = User(nickname="susan", password_hash="x")
     db.session.add(user)
     db.session.commit()

@@ -1,0 +1,19 @@
+"""Small helpers that the rest of Flack uses and that need nothing from it."""
+import time
+
+from flask import current_app, has_request_context
+from flask import url_for as flask_url_for
+
+
+def timestamp():
+    """Return the current time as a Unix timestamp, with sub-second precision."""
+    return time.time()
+
+
+def url_for(*args, **kwargs):
+    """Build a URL like Flask's url_for, also where there is no request."""
+    if has_request_context():
+        return flask_url_for(*args, **kwargs)
+    # Background threads have an app context but no request to build URLs from.
+    with current_app.test_request_context():
+        return flask_url_for(*args, **kwargs)
