@@ -1,12 +1,16 @@
-"""Tests for Flack: flack.py and utils.py. Run them with `make test`."""
+"""Tests for Flack: flack.py, models.py and utils.py. Run them with `make test`."""
 import contextlib
 import hashlib
 import ipaddress
 import os
 import re
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,7 +23,7 @@ os.environ["DATABASE_URL"] = "sqlite://"
 
 import flack  # noqa: E402  (the environment must be set first)
 import utils  # noqa: E402
-from flack import Message, Token, User, db  # noqa: E402
+from models import Message, Token, User, db  # noqa: E402
 
 HERE = Path(__file__).parent
 PASSWORD = "correct horse"
@@ -995,3 +999,43 @@ def test_client_loads_nothing_from_elsewhere():
         text = re.sub(r'xmlns(:\w+)?="[^"]*"', "", path.read_text())
         assert "http://" not in text and "https://" not in text, path
         assert "//cdn" not in text and "@import" not in text, path
+
+
+# Running the server
+
+def free_port():
+    """Return a loopback TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_json(url, server, seconds=30):
+    """Return the JSON a starting server answers at url, or fail if it never does."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the server exited"
+        try:
+            with opener.open(url, timeout=2) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(0.1)  # a process starting up, not a clock a test could control
+    pytest.fail(f"no answer from {url} within {seconds} seconds")
+
+
+def test_server_runs_as_a_script(tmp_path):
+    # `python flack.py` runs the module as __main__; had models.py imported it
+    # back, it would load a second time and fail on the circular import.
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite")
+    server = subprocess.Popen([sys.executable, "flack.py"], cwd=HERE, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        stats = wait_for_json(f"http://127.0.0.1:{port}/api/stats", server)
+        assert set(stats) == {"requests_per_second"}
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=10)
+    assert "Traceback" not in errors
+    assert (tmp_path / "chat.sqlite").exists()  # the tables were created

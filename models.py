@@ -1,0 +1,129 @@
+"""The database models of Flack: users, their API tokens, and messages.
+
+The SQLAlchemy object is created here without an application; flack.py
+binds it to the app with db.init_app(app). That way this module needs
+nothing from flack.py, and flack.py can import the models without a cycle.
+"""
+import hashlib
+import secrets
+
+from flask import current_app
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+import utils
+
+
+class Base(DeclarativeBase):
+    """Base class of the models."""
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+class Timestamps:
+    """Creation and update times for a model; the same instant for a new row."""
+    created_at: Mapped[float]
+    updated_at: Mapped[float] = mapped_column(index=True)
+
+    def __init__(self, **fields):
+        now = utils.timestamp()
+        super().__init__(**{"created_at": now, "updated_at": now, **fields})
+
+
+class User(Timestamps, db.Model):
+    """A chat user."""
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nickname: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    online: Mapped[bool] = mapped_column(default=False)
+    # The lambda looks utils.timestamp() up at call time, so tests can control the clock.
+    last_seen_at: Mapped[float] = mapped_column(default=lambda: utils.timestamp())
+
+    messages: Mapped[list["Message"]] = relationship(back_populates="author")
+    tokens: Mapped[list["Token"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan")
+
+    def set_password(self, password):
+        """Store a salted hash of the password, never the password itself."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password):
+        """Tell whether the password is this user's."""
+        return check_password_hash(self.password_hash, password)
+
+    def ping(self):
+        """Record that the user was just seen, and mark them online."""
+        self.last_seen_at = utils.timestamp()
+        if not self.online:
+            self.online = True
+            self.updated_at = self.last_seen_at
+
+    def to_dict(self):
+        """Return the user as the API shows it."""
+        return {
+            "id": self.id,
+            "nickname": self.nickname,
+            "online": self.online,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "last_seen_at": self.last_seen_at,
+            "_links": {"self": utils.url_for("get_user", id=self.id)},
+        }
+
+
+class Token(db.Model):
+    """An API token; only a SHA-256 digest of it is stored."""
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[float] = mapped_column(default=lambda: utils.timestamp())
+    expires_at: Mapped[float]
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+    @staticmethod
+    def digest_of(token):
+        """Return the digest under which a token is stored."""
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user):
+        """Create a token for the user; return the token itself and its row."""
+        token = secrets.token_urlsafe(32)
+        row = cls(digest=cls.digest_of(token), user=user,
+                  expires_at=utils.timestamp() + current_app.config["TOKEN_LIFETIME"])
+        return token, row
+
+
+class Message(Timestamps, db.Model):
+    """A chat message, kept both as Markdown and as sanitised HTML."""
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+    author: Mapped[User] = relationship(back_populates="messages")
+
+    def to_dict(self):
+        """Return the message as the API shows it."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "html": self.html,
+            "user_id": self.user_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "_links": {
+                "self": utils.url_for("get_message", id=self.id),
+                "author": utils.url_for("get_user", id=self.user_id),
+            },
+        }
