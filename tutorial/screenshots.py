@@ -76,11 +76,22 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def server_commands(python):
+    """Return the commands that set up and start the app at the checked-out stage."""
+    if (ROOT / "manage.py").exists():  # v0.4 and later
+        return [[python, "manage.py", "createdb"], [python, "manage.py", "runserver"]]
+    return [[python, "flack.py"]]  # v0.1 to v0.3: the script creates its tables
+
+
 def start_server(python, port, database, log):
-    """Start `python flack.py` from the repository top, logging to a file."""
+    """Set up and start the app from the repository top, logging to a file."""
     env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite:///{database}")
-    return subprocess.Popen([python, "flack.py"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    *setup, start = server_commands(python)
+    for command in setup:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise CheckFailed(f"{' '.join(command[1:])} failed:\n{done.stdout}{done.stderr}")
+    return subprocess.Popen(start, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_for_server(base_url, server):
