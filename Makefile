@@ -1,17 +1,22 @@
-# Everyday commands for this stage. `make run` starts the chat, `make test` runs its tests.
+# Everyday commands for this stage. `make run` starts the chat, `make test` runs its tests,
+# `make lint` checks the code style. They call manage.py, which has more commands.
 # Both create the virtual environment on first use. VENV can point elsewhere:
 # the stage checker shares one environment between stages with the same requirements.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test
+.PHONY: run test lint
 
 run: $(VENV)/.installed
-	$(BIN)/python flack.py
+	$(BIN)/python manage.py createdb
+	$(BIN)/python manage.py runserver
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python manage.py test
+
+lint: $(VENV)/.installed
+	$(BIN)/python manage.py lint
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,8 +1,8 @@
 """The database models of Flack: users, their API tokens, and messages.
 
-The SQLAlchemy object is created here without an application; flack.py
-binds it to the app with db.init_app(app). That way this module needs
-nothing from flack.py, and flack.py can import the models without a cycle.
+The SQLAlchemy object is created here without an application; the package's
+__init__ binds it to the app with db.init_app(app). That way this module needs
+nothing from __init__, which can import the models without a cycle.
 """
 import hashlib
 import secrets
@@ -13,7 +13,7 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-import utils
+from . import utils
 
 
 class Base(DeclarativeBase):

@@ -1,4 +1,4 @@
-"""Flack: a chat application whose server is this module, with models.py and utils.py.
+"""Flack: a chat application. This package holds its server, and manage.py runs it.
 
 It works, and it is safe, but it has four scalability problems that later
 stages of the tutorial fix one by one:
@@ -19,25 +19,29 @@ from collections import deque
 from functools import wraps
 from urllib.parse import urljoin, urlsplit
 
+import click
 import nh3
 import requests
 from bs4 import BeautifulSoup
 from flask import Flask, abort, current_app, g, jsonify, render_template, request
+from flask.helpers import get_debug_flag
 from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth
 from markdown_it import MarkdownIt
 from markupsafe import escape
 from requests.adapters import HTTPAdapter
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.exc import IntegrityError
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
+from werkzeug.serving import is_running_from_reloader, run_simple
 
-import utils
-from models import Message, Token, User, db
+from . import utils
+from .models import Message, Token, User, db
 
-basedir = os.path.abspath(os.path.dirname(__file__))
+# The project's top folder, where manage.py is: the database file goes there.
+basedir = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
 app = Flask(__name__)
 app.config.update(
@@ -735,8 +739,54 @@ def get_stats():
     return {"requests_per_second": round(requests_per_second(), 2)}
 
 
-if __name__ == "__main__":
-    with app.app_context():
-        db.create_all()
-    PresenceThread(app).start()
-    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")))
+# Commands: python manage.py <command>, or flask --app flack <command>
+
+@app.shell_context_processor
+def shell_context():
+    """Preload the database and the models in `manage.py shell`."""
+    return {"db": db, "User": User, "Token": Token, "Message": Message}
+
+
+@app.cli.command()
+@click.option("--drop-first", is_flag=True,
+              help="Drop all tables first, which deletes every user and message.")
+def createdb(drop_first):
+    """Create the database tables that do not exist yet."""
+    if drop_first:
+        db.drop_all()
+        click.echo("Dropped all tables.")
+    db.create_all()
+    click.echo(f"Created the missing tables in {db.engine.url.render_as_string()}.")
+
+
+def missing_tables():
+    """Return the names of the model tables that the database does not have yet."""
+    return sorted(set(db.metadata.tables) - set(inspect(db.engine).get_table_names()))
+
+
+@app.cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The interface to listen on; 0.0.0.0 means all of them.")
+@click.option("--port", type=int, default=5000, envvar="PORT", show_default=True,
+              help="The port to listen on (or the PORT environment variable).")
+@click.option("--debug/--no-debug", default=None,
+              help="Show tracebacks, and an interactive debugger, in the browser. "
+                   "[default: off, unless given before the command name]")
+@click.option("--reload/--no-reload", default=None,
+              help="Restart when a source file changes. [default: on with --debug]")
+def runserver(host, port, debug, reload):
+    """Run the chat on Werkzeug's development server, with the presence thread."""
+    missing = missing_tables()
+    if missing:  # every request would fail, and so would every presence sweep
+        raise click.ClickException(f"the database has no {', '.join(missing)} tables yet:"
+                                   " run `python manage.py createdb` first")
+    if debug is None:
+        debug = get_debug_flag()  # set by `manage.py --debug runserver`
+    if reload is None:
+        reload = debug
+    app.debug = debug
+    # With the reloader, this process only watches the files and a child process
+    # serves the requests: the presence thread belongs in the child.
+    if not reload or is_running_from_reloader():
+        PresenceThread(app).start()
+    run_simple(host, port, app, use_reloader=reload, use_debugger=debug, threaded=True)
