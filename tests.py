@@ -958,6 +958,20 @@ def test_url_for_in_a_request(app):
             "http://chat.example.com/api/users/7")
 
 
+def test_error_response(app):
+    response = utils.error_response(404, "user not found")
+    assert response.status_code == 404
+    assert response.json == {"error": "Not Found", "message": "user not found"}
+
+
+@pytest.mark.parametrize("text, allowed", [
+    ("zoë", True), ("", True), ("tab\tand newline\n", True), ("nul\x00", False),
+    ("lone surrogate \udc00", False),
+])
+def test_storable(text, allowed):
+    assert utils.storable(text) is allowed
+
+
 def test_url_for_without_request(app):
     assert utils.url_for("get_message", id=3) == "/api/messages/3"
 

@@ -16,16 +16,14 @@ import re
 import socket
 import threading
 from collections import deque
-from functools import wraps
 from urllib.parse import urljoin, urlsplit
 
 import click
 import nh3
 import requests
 from bs4 import BeautifulSoup
-from flask import Flask, abort, current_app, g, jsonify, render_template, request
+from flask import Flask, abort, current_app, g, render_template, request
 from flask.helpers import get_debug_flag
-from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth
 from markdown_it import MarkdownIt
 from markupsafe import escape
 from requests.adapters import HTTPAdapter
@@ -34,10 +32,11 @@ from sqlalchemy.exc import IntegrityError
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
+from werkzeug.http import parse_options_header
 from werkzeug.serving import is_running_from_reloader, run_simple
 
 from . import utils
+from .auth import basic_auth, token_auth, token_optional
 from .models import Message, Token, User, db
 
 # The project's top folder, where manage.py is: the database file goes there.
@@ -63,11 +62,6 @@ app.config.update(
     LINK_PREVIEW_MAX_LINKS=3,             # previews per message
 )
 db.init_app(app)
-
-# A custom scheme in WWW-Authenticate: with "Basic" there, browsers answer a 401 to
-# the JavaScript client by popping up their own password dialog.
-basic_auth = HTTPBasicAuth(scheme="Flack", realm="flack")
-token_auth = HTTPTokenAuth(scheme="Bearer", realm="flack")
 
 NICKNAME_PATTERN = re.compile(r"[\w.-]{1,32}")
 PASSWORD_MIN_LENGTH = 8
@@ -368,76 +362,14 @@ def requests_per_second():
 
 # Errors: every one is JSON
 
-def error_response(status, message):
-    """Return the JSON response that every error uses."""
-    response = jsonify(error=HTTP_STATUS_CODES.get(status, "Error"), message=message)
-    response.status_code = status
-    return response
-
-
 @app.errorhandler(HTTPException)
 def http_error(error):
     """Turn Flask's and Werkzeug's HTML errors into JSON ones."""
-    response = error_response(error.code, error.description)
+    response = utils.error_response(error.code, error.description)
     for name, value in error.get_headers():  # such as Allow on a 405
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
-
-
-# Authentication
-
-@basic_auth.verify_password
-def verify_password(nickname, password):
-    """Return the user whose nickname and password these are."""
-    if not nickname or not password or not storable(nickname):
-        return None
-    user = db.session.scalar(select(User).where(User.nickname == nickname))
-    if user is None or not user.check_password(password):
-        return None
-    user.ping()
-    db.session.commit()
-    return user
-
-
-@basic_auth.error_handler
-def basic_auth_error(status):
-    """Explain a failed nickname/password login."""
-    return error_response(status, "invalid nickname or password")
-
-
-@token_auth.verify_token
-def verify_token(token):
-    """Return the user a valid token belongs to; remember the token in g."""
-    row = db.session.scalar(select(Token).where(Token.digest == Token.digest_of(token)))
-    if row is None:
-        return None
-    if row.expires_at <= utils.timestamp():
-        db.session.delete(row)
-        db.session.commit()
-        return None
-    g.token = row
-    row.user.ping()
-    db.session.commit()
-    return row.user
-
-
-@token_auth.error_handler
-def token_auth_error(status):
-    """Explain a missing, invalid or expired token."""
-    return error_response(status, "a valid token is required")
-
-
-def token_optional(view):
-    """Let requests without a token through, but reject a token that is not valid."""
-    authenticated_view = token_auth.login_required(view)
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if "Authorization" not in request.headers:
-            return view(*args, **kwargs)
-        return authenticated_view(*args, **kwargs)
-    return wrapper
 
 
 # Reading requests
@@ -452,17 +384,6 @@ def json_object():
     return data
 
 
-def storable(text):
-    """Tell whether a database can store this text."""
-    # JSON can carry lone surrogates, which UTF-8 cannot encode, and NUL
-    # characters, which PostgreSQL refuses in text columns.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
-
-
 def text_field(data, name, max_length, min_length=1):
     """Return a string field of a JSON body, or None when it is absent."""
     value = data.get(name)
@@ -470,7 +391,7 @@ def text_field(data, name, max_length, min_length=1):
         return None
     if not isinstance(value, str):
         abort(400, f"{name} must be a string")
-    if not storable(value):
+    if not utils.storable(value):
         abort(400, f"{name} contains characters that are not allowed")
     if not min_length <= len(value) <= max_length:
         abort(400, f"{name} must be {min_length} to {max_length} characters long")

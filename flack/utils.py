@@ -1,8 +1,9 @@
 """Small helpers that the rest of Flack uses and that need nothing from it."""
 import time
 
-from flask import current_app, has_request_context
+from flask import current_app, has_request_context, jsonify
 from flask import url_for as flask_url_for
+from werkzeug.http import HTTP_STATUS_CODES
 
 
 def timestamp():
@@ -17,3 +18,21 @@ def url_for(*args, **kwargs):
     # Background threads have an app context but no request to build URLs from.
     with current_app.test_request_context():
         return flask_url_for(*args, **kwargs)
+
+
+def error_response(status, message):
+    """Return the JSON response that every error uses."""
+    response = jsonify(error=HTTP_STATUS_CODES.get(status, "Error"), message=message)
+    response.status_code = status
+    return response
+
+
+def storable(text):
+    """Tell whether a database can store this text."""
+    # JSON can carry lone surrogates, which UTF-8 cannot encode, and NUL
+    # characters, which PostgreSQL refuses in text columns.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text

@@ -1,0 +1,71 @@
+"""API authentication: nickname and password for a token, then the token.
+
+Views import basic_auth or token_auth from here and protect themselves with
+@basic_auth.login_required, @token_auth.login_required or @token_optional.
+"""
+from functools import wraps
+
+from flask import g, request
+from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth
+from sqlalchemy import select
+
+from . import utils
+from .models import Token, User, db
+
+# A custom scheme in WWW-Authenticate: with "Basic" there, browsers answer a 401 to
+# the JavaScript client by popping up their own password dialog.
+basic_auth = HTTPBasicAuth(scheme="Flack", realm="flack")
+token_auth = HTTPTokenAuth(scheme="Bearer", realm="flack")
+
+
+@basic_auth.verify_password
+def verify_password(nickname, password):
+    """Return the user whose nickname and password these are."""
+    if not nickname or not password or not utils.storable(nickname):
+        return None
+    user = db.session.scalar(select(User).where(User.nickname == nickname))
+    if user is None or not user.check_password(password):
+        return None
+    user.ping()
+    db.session.commit()
+    return user
+
+
+@basic_auth.error_handler
+def basic_auth_error(status):
+    """Explain a failed nickname/password login."""
+    return utils.error_response(status, "invalid nickname or password")
+
+
+@token_auth.verify_token
+def verify_token(token):
+    """Return the user a valid token belongs to; remember the token in g."""
+    row = db.session.scalar(select(Token).where(Token.digest == Token.digest_of(token)))
+    if row is None:
+        return None
+    if row.expires_at <= utils.timestamp():
+        db.session.delete(row)
+        db.session.commit()
+        return None
+    g.token = row
+    row.user.ping()
+    db.session.commit()
+    return row.user
+
+
+@token_auth.error_handler
+def token_auth_error(status):
+    """Explain a missing, invalid or expired token."""
+    return utils.error_response(status, "a valid token is required")
+
+
+def token_optional(view):
+    """Let requests without a token through, but reject a token that is not valid."""
+    authenticated_view = token_auth.login_required(view)
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if "Authorization" not in request.headers:
+            return view(*args, **kwargs)
+        return authenticated_view(*args, **kwargs)
+    return wrapper
