@@ -1,7 +1,8 @@
-# Everyday commands for this stage. `make run` starts the chat, `make test` runs its tests,
-# `make lint` checks the code style. They call manage.py, which has more commands.
-# Both create the virtual environment on first use. VENV can point elsewhere:
-# the stage checker shares one environment between stages with the same requirements.
+# Everyday commands for this stage: `make run` starts the chat, `make test` runs the tests
+# and reports their coverage, `make lint` checks the code style. They call manage.py,
+# which has more commands, and create the virtual environment on first use. VENV can
+# point elsewhere: the stage checker shares one environment between stages with the
+# same requirements.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ run: $(VENV)/.installed
 	$(BIN)/python manage.py runserver
 
 test: $(VENV)/.installed
-	$(BIN)/python manage.py test
+	$(BIN)/python manage.py test --cov
 
 lint: $(VENV)/.installed
 	$(BIN)/python manage.py lint

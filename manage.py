@@ -16,7 +16,7 @@ from flask.cli import FlaskGroup
 from flack import app
 
 TOP = Path(__file__).resolve().parent
-LINT_PATHS = ["flack", "tests.py", "manage.py"]
+LINT_PATHS = ["flack", "tests", "manage.py"]
 
 cli = FlaskGroup(create_app=lambda: app,
                  help="Run Flack, set up its database, and test and lint its code.")

@@ -1,0 +1,41 @@
+"""Plain helper functions and constants for the tests; the fixtures are in conftest.py."""
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+from sqlalchemy import func, select
+
+from flack.models import db
+
+ROOT = Path(__file__).resolve().parent.parent  # the project's top folder
+PACKAGE = ROOT / "flack"
+PASSWORD = "correct horse"
+
+
+def post_message(client, auth, source="hello"):
+    """Post a message with the given Authorization header and return it."""
+    response = client.post("/api/messages", json={"source": source}, headers=auth)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def count(model):
+    """Return the number of rows of a model in the database."""
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def assert_error(response, status):
+    """Check that a response is a JSON error with the given status."""
+    assert response.status_code == status
+    assert response.is_json
+    assert set(response.json) == {"error", "message"}
+    assert response.json["message"]
+
+
+def assert_inert(html):
+    """Check that HTML holds only harmless tags, attributes and links."""
+    for tag in BeautifulSoup(html, "html.parser").find_all(True):
+        assert tag.name in {"a", "abbr", "b", "blockquote", "br", "code", "del", "em",
+                            "i", "p", "pre", "s", "strong"}
+        assert not any(name.startswith("on") for name in tag.attrs)
+        if tag.name == "a" and tag.get("href"):
+            assert tag["href"].startswith(("http://", "https://"))

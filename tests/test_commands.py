@@ -1,0 +1,182 @@
+"""The commands of manage.py and of the flask command."""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+import flack
+import manage
+from flack.models import Message, Token, User, db
+from tests.helpers import PASSWORD, ROOT, count
+
+
+def free_port():
+    """Return a loopback TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_server(url, server, seconds=30):
+    """Wait until a starting server answers at url, or fail if it never does."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the server exited"
+        try:
+            with opener.open(url, timeout=2):
+                return opener
+        except OSError:
+            time.sleep(0.1)  # a process starting up, not a clock a test could control
+    pytest.fail(f"no answer from {url} within {seconds} seconds")
+
+
+def manage_py(*args, **kwargs):
+    """Run `python manage.py ...` in a new process and return the finished process."""
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=60, **kwargs)
+
+
+def test_createdb_and_runserver_serve_the_chat(tmp_path):
+    # A real process imports the package from scratch, as `make run` does.
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite")
+    created = manage_py("createdb", env=env)
+    assert created.returncode == 0, created.stderr
+    assert "chat.sqlite" in created.stdout
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        opener = wait_for_server(f"{base}/api/stats", server)
+        body = json.dumps({"nickname": "susan", "password": PASSWORD}).encode()
+        request = urllib.request.Request(f"{base}/api/users", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with opener.open(request, timeout=5) as response:
+            assert response.status == 201
+            assert json.load(response)["nickname"] == "susan"
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=10)
+    assert "Traceback" not in errors
+
+
+def test_runserver_refuses_a_database_without_tables(app, fake_server):
+    db.drop_all()
+    result = app.test_cli_runner().invoke(args=["runserver"])
+    assert result.exit_code == 1
+    assert "python manage.py createdb" in result.output
+    assert "messages, tokens, users" in result.output
+    assert fake_server.runs == [] and fake_server.presence_threads == 0
+
+
+def test_createdb_keeps_rows_unless_dropping_first(app, accounts):
+    runner = app.test_cli_runner()
+    accounts.register()
+    result = runner.invoke(args=["createdb"])
+    assert result.exit_code == 0, result.output
+    assert count(User) == 1
+    result = runner.invoke(args=["createdb", "--drop-first"])
+    assert result.exit_code == 0, result.output
+    assert "Dropped" in result.output
+    assert count(User) == 0
+
+
+class FakeServer:
+    """Stand-ins for run_simple() and PresenceThread that record how they were used."""
+
+    def __init__(self):
+        self.runs = []
+        self.presence_threads = 0
+
+    def run_simple(self, host, port, app, **options):
+        self.runs.append({"host": host, "port": port, "debug": app.debug, **options})
+
+    def presence_thread(self, app):
+        self.presence_threads += 1
+        return threading.Thread(target=lambda: None)
+
+
+@pytest.fixture
+def fake_server(app, monkeypatch):
+    fake = FakeServer()
+    monkeypatch.setattr(flack, "run_simple", fake.run_simple)
+    monkeypatch.setattr(flack, "PresenceThread", fake.presence_thread)
+    monkeypatch.setattr(app, "debug", False)
+    return fake
+
+
+def test_runserver_defaults(app, fake_server, monkeypatch):
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    result = app.test_cli_runner().invoke(args=["runserver"])
+    assert result.exit_code == 0, result.output
+    assert fake_server.runs == [{"host": "127.0.0.1", "port": 5000, "debug": False,
+                                 "use_reloader": False, "use_debugger": False,
+                                 "threaded": True}]
+    assert fake_server.presence_threads == 1
+
+
+def test_runserver_options(app, fake_server, monkeypatch):
+    monkeypatch.setenv("PORT", "8001")
+    result = app.test_cli_runner().invoke(args=["runserver", "--host", "0.0.0.0", "--debug"])
+    assert result.exit_code == 0, result.output
+    run = fake_server.runs[0]
+    assert (run["host"], run["port"], run["debug"]) == ("0.0.0.0", 8001, True)
+    assert run["use_reloader"] and run["use_debugger"]
+    # The reloader's watching process starts no presence thread; its child will.
+    assert fake_server.presence_threads == 0
+    result = app.test_cli_runner().invoke(args=["runserver", "--port", "8002", "--debug",
+                                                "--no-reload"])
+    assert result.exit_code == 0, result.output
+    assert fake_server.runs[1]["port"] == 8002
+    assert not fake_server.runs[1]["use_reloader"]
+    assert fake_server.presence_threads == 1
+    # manage.py's own --debug, before the command name, reaches runserver too.
+    monkeypatch.setenv("FLASK_DEBUG", "0")  # the option sets it; restored afterwards
+    result = CliRunner().invoke(manage.cli, ["--debug", "runserver", "--no-reload"])
+    assert result.exit_code == 0, result.output
+    assert fake_server.runs[2]["debug"] and fake_server.runs[2]["use_debugger"]
+
+
+def test_shell_preloads_the_models(app):
+    context = app.make_shell_context()
+    assert context["app"] is app
+    assert context["db"] is db
+    assert {context[name] for name in ("User", "Token", "Message")} == {User, Token, Message}
+
+
+def test_manage_test_runs_pytest_in_a_new_process(monkeypatch):
+    calls = []
+
+    def call(command, cwd):
+        calls.append((command, cwd))
+        return 3
+
+    monkeypatch.setattr(subprocess, "call", call)
+    result = CliRunner().invoke(manage.cli, ["test", "-k", "users", "-x"])
+    assert result.exit_code == 3  # pytest's exit status is passed on
+    assert calls == [([sys.executable, "-m", "pytest", "-k", "users", "-x"], ROOT)]
+
+
+def test_code_passes_lint():
+    result = manage_py("lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_flask_command_finds_the_app_commands():
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "flack", "--help"],
+                            cwd=ROOT, text=True, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    commands = re.findall(r"^  (\w+) ", result.stdout, re.MULTILINE)
+    assert {"createdb", "runserver", "shell", "routes"} <= set(commands)
+    assert not {"test", "lint"} & set(commands)  # those two belong to manage.py

@@ -1,0 +1,273 @@
+"""Link previews, fetched from a web server on this machine, and the SSRF guard."""
+import contextlib
+import ipaddress
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from bs4 import BeautifulSoup
+
+import flack
+from tests.helpers import assert_inert, post_message
+
+
+class LocalWeb:
+    """A tiny web server on a free loopback port, serving pages the test sets."""
+
+    def __init__(self):
+        self.pages = {}         # path -> (status, headers, body)
+        self.requested = []     # paths, in the order they were asked for
+        self.release = threading.Event()  # a stalled page waits for this
+        web = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                web.requested.append(self.path)
+                status, headers, body = web.pages.get(self.path, (404, {}, b"no such page"))
+                if callable(body):  # a server that misbehaves in its own way
+                    with contextlib.suppress(ConnectionError):
+                        body(self)
+                    return
+                if not isinstance(body, bytes):  # a slow server: pieces, or nothing
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/html")
+                    self.end_headers()
+                    try:
+                        for piece in body or []:
+                            self.wfile.write(piece)
+                            self.wfile.flush()
+                            web.release.wait(0.1)
+                    except ConnectionError:  # the client gave up, as it should
+                        return
+                    if body is None:
+                        web.release.wait(10)
+                    return
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def page(self, path, body, content_type="text/html; charset=utf-8", status=200,
+             headers=None):
+        self.pages[path] = (status, {"Content-Type": content_type, **(headers or {})}, body)
+
+    def redirect(self, path, location):
+        self.pages[path] = (302, {"Location": location}, b"")
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def web(app):
+    """A local web server, and link previews allowed to reach it."""
+    app.config.update(LINK_PREVIEWS=True, LINK_PREVIEW_ALLOW_PRIVATE=True,
+                      LINK_PREVIEW_TIMEOUT=0.5)
+    web = LocalWeb()
+    yield web
+    web.close()
+
+
+def html_page(title, description=None, extra=""):
+    meta = f'<meta name="description" content="{description}">' if description else ""
+    return f"<html><head><title>{title}</title>{meta}</head><body>{extra}</body></html>"
+
+
+@pytest.fixture
+def preview_of(client, accounts):
+    """A function that posts a message with a link and returns the link's preview."""
+    auth = accounts.login("linker")  # now, so that no test times the login
+
+    def preview_of(url):
+        """Return the preview in the HTML of a message with this link, or None."""
+        html = post_message(client, auth, f"look: {url}")["html"]
+        assert_inert(html)
+        return BeautifulSoup(html, "html.parser").blockquote
+    return preview_of
+
+
+def test_preview_title_and_description(web, preview_of):
+    web.page("/article", html_page("A fine article", "All about it").encode())
+    preview = preview_of(web.url("/article"))
+    assert preview.a["href"] == web.url("/article")
+    assert preview.a.get_text() == "A fine article"
+    assert "All about it" in preview.get_text()
+
+
+def test_preview_prefers_open_graph(web, preview_of):
+    head = ('<meta property="og:title" content="OG title">'
+            '<meta property="og:description" content="OG text">')
+    web.page("/og", f"<html><head><title>plain</title>{head}</head></html>".encode())
+    preview = preview_of(web.url("/og"))
+    assert preview.a.get_text() == "OG title"
+    assert "OG text" in preview.get_text()
+
+
+def test_preview_is_escaped(web, preview_of):
+    page = html_page("&lt;script&gt;alert(1)&lt;/script&gt;", '"><img src=x onerror=alert(1)>')
+    web.page("/evil", page.encode())
+    preview = preview_of(web.url("/evil"))
+    assert preview.a.get_text() == "<script>alert(1)</script>"
+    assert preview.find("script") is None and preview.find("img") is None
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b'{"title": "json"}', "application/json"),
+    (html_page("").encode(), "text/html"),
+    (html_page("   \n ").encode(), "text/html"),
+    (b"<html><head></head><body>no title here</body></html>", "text/html"),
+    (b"", "text/html"),
+])
+def test_no_preview_without_html_title(web, body, content_type, preview_of):
+    web.page("/page", body, content_type)
+    assert preview_of(web.url("/page")) is None
+
+
+def test_no_preview_for_error_pages(web, preview_of):
+    web.page("/gone", html_page("Not found").encode(), status=404)
+    assert preview_of(web.url("/gone")) is None
+
+
+def test_preview_with_bad_encoding(web, preview_of):
+    web.page("/latin", html_page("Caf\xe9 cr\xe8me").encode("latin-1"),
+             "text/html; charset=no-such-charset")
+    preview = preview_of(web.url("/latin"))
+    assert preview is not None
+    assert preview.a.get_text().startswith("Caf")
+
+
+def test_preview_declared_charset(web, preview_of):
+    web.page("/latin", html_page("Caf\xe9").encode("latin-1"), "text/html; charset=latin-1")
+    assert preview_of(web.url("/latin")).a.get_text() == "Caf\xe9"
+
+
+def test_preview_slow_server_times_out(web, preview_of):
+    web.pages["/slow"] = (200, {}, None)
+    assert preview_of(web.url("/slow")) is None
+    assert web.requested == ["/slow"]
+
+
+def test_preview_download_has_a_deadline(web, preview_of):
+    # Each piece arrives well within the read timeout, but the whole page does not.
+    web.pages["/drip"] = (200, {}, [b"<html><head>" + b" " * 5000] * 20 + [b"<title>Late</title>"])
+    assert preview_of(web.url("/drip")) is None
+
+
+def test_preview_slow_headers_time_out(web, preview_of):
+    def drip_headers(handler):
+        handler.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nX-Slow: ")
+        for _ in range(50):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            if web.release.wait(0.1):
+                return
+
+    web.pages["/slow-headers"] = (200, {}, drip_headers)
+    started = time.monotonic()
+    assert preview_of(web.url("/slow-headers")) is None
+    assert time.monotonic() - started < 2.5  # the page would take 5 s
+
+
+def test_preview_reads_a_limited_number_of_bytes(web, app, preview_of):
+    app.config["LINK_PREVIEW_MAX_BYTES"] = 4096
+    padding = "<!-- " + "x" * 8192 + " -->"
+    web.page("/big", f"<html><head>{padding}<title>Too far</title></head></html>".encode())
+    web.page("/small", f"<html><head><title>Near</title>{padding}</head></html>".encode())
+    assert preview_of(web.url("/big")) is None
+    assert preview_of(web.url("/small")).a.get_text() == "Near"
+
+
+def test_preview_follows_redirects(web, preview_of):
+    web.redirect("/old", web.url("/new"))
+    web.page("/new", html_page("Moved here").encode())
+    preview = preview_of(web.url("/old"))
+    assert preview.a.get_text() == "Moved here"
+    assert preview.a["href"] == web.url("/old")
+
+
+def test_preview_stops_after_too_many_redirects(web, preview_of):
+    for number in range(5):
+        web.redirect(f"/hop{number}", f"/hop{number + 1}")
+    web.page("/hop5", html_page("The end").encode())
+    assert preview_of(web.url("/hop0")) is None
+    assert len(web.requested) == flack.app.config["LINK_PREVIEW_MAX_REDIRECTS"] + 1
+
+
+def test_previews_per_message_are_limited(client, web, accounts):
+    for number in range(5):
+        web.page(f"/{number}", html_page(f"Page {number}").encode())
+    links = " ".join(web.url(f"/{number}") for number in range(5))
+    html = post_message(client, accounts.login(), links)["html"]
+    assert len(BeautifulSoup(html, "html.parser").find_all("blockquote")) == 3
+    assert web.requested == ["/0", "/1", "/2"]
+
+
+def test_private_address_refused(web, app, preview_of):
+    app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = False
+    web.page("/", html_page("Internal").encode())
+    assert preview_of(web.url("/")) is None
+    assert web.requested == []
+
+
+def test_redirect_to_private_address_refused(web, app, monkeypatch, preview_of):
+    # Pretend that 127.0.0.1 is a public web site, and that it redirects to
+    # an address on the private network.
+    app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = False
+    public = ipaddress.ip_address("127.0.0.1")
+    monkeypatch.setattr(flack, "address_allowed", lambda address: address == public)
+    web.redirect("/go", "http://10.0.0.1/admin")
+    web.page("/ok", html_page("Public page").encode())
+    assert preview_of(web.url("/go")) is None
+    assert web.requested == ["/go"]
+    assert preview_of(web.url("/ok")).a.get_text() == "Public page"
+
+
+def test_dns_rebinding_refused(web, app, monkeypatch, preview_of):
+    # The name check is told a public address; the connection reaches loopback.
+    app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = False
+    monkeypatch.setattr(flack, "resolve_addresses",
+                        lambda host: {ipaddress.ip_address("93.184.216.34")})
+    web.page("/", html_page("Internal").encode())
+    assert preview_of(web.url("/")) is None
+    assert web.requested == []
+
+
+@pytest.mark.parametrize("url", [
+    "http://localhost/", "http://127.0.0.1/", "http://[::1]/", "http://10.1.2.3/",
+    "http://192.168.0.1/", "http://172.16.0.1/", "http://169.254.169.254/latest/",
+    "http://100.64.0.1/", "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/",
+    "http://224.0.0.1/", "ftp://example.com/", "file:///etc/passwd", "http:///nohost",
+])
+def test_check_link_refuses(app, url):
+    with pytest.raises(flack.PreviewRefused):
+        flack.check_link(url)
+
+
+def test_check_link_allows_public_address(app):
+    flack.check_link("https://93.184.216.34/")
+    app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = True
+    flack.check_link("http://127.0.0.1/")
+
+
+def test_unresolvable_link_gets_no_preview(client, app, accounts):
+    app.config["LINK_PREVIEWS"] = True
+    html = post_message(client, accounts.login(), "see https://nowhere.invalid/")["html"]
+    assert "<blockquote>" not in html
+    assert 'href="https://nowhere.invalid/"' in html

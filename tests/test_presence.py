@@ -1,0 +1,76 @@
+"""Presence: who is online, and the thread that marks idle users offline."""
+import threading
+
+from sqlalchemy import select
+
+import flack
+from flack.models import User, db
+
+
+def test_request_with_token_marks_user_online(client, clock, accounts):
+    auth = accounts.login()
+    clock.advance(30)
+    client.get("/api/stats", headers=auth)
+    user = client.get("/api/users").json["users"][0]
+    assert user["online"] is True
+    assert user["last_seen_at"] == clock.now
+
+
+def test_idle_users_go_offline(client, clock, accounts):
+    auth = accounts.login("susan")
+    accounts.login("david")
+    clock.advance(30)
+    client.get("/api/users", headers=auth)  # susan stays active
+    clock.advance(flack.app.config["PRESENCE_TIMEOUT"] - 29)
+    offline = flack.mark_offline_users()
+    assert [user.nickname for user in offline] == ["david"]
+    users = {user["nickname"]: user for user in client.get("/api/users").json["users"]}
+    assert users["susan"]["online"] is True
+    assert users["david"]["online"] is False
+    assert users["david"]["updated_at"] == clock.now
+    assert client.get(f"/api/users?updated_since={clock.now - 1}").json["users"] == [
+        users["david"]]
+
+
+def test_presence_thread(clock, app, monkeypatch, accounts):
+    app.config["PRESENCE_CHECK_INTERVAL"] = 0.01
+    accounts.login()
+    clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
+    swept = threading.Event()
+    real_sweep = flack.mark_offline_users
+
+    def sweep():
+        users = real_sweep()
+        swept.set()
+        return users
+
+    monkeypatch.setattr(flack, "mark_offline_users", sweep)
+    thread = flack.PresenceThread(app)
+    thread.start()
+    assert swept.wait(5), "the presence thread never swept"
+    thread.stop()
+    assert not thread.is_alive()
+    db.session.expire_all()
+    assert db.session.scalar(select(User)).online is False
+
+
+def test_presence_thread_survives_errors(clock, app, monkeypatch):
+    app.config["PRESENCE_CHECK_INTERVAL"] = 0.01
+    calls = []
+    swept_twice = threading.Event()
+
+    def failing_then_working_sweep():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        swept_twice.set()
+
+    monkeypatch.setattr(flack, "mark_offline_users", failing_then_working_sweep)
+    thread = flack.PresenceThread(app)
+    thread.start()
+    assert swept_twice.wait(5), "the presence thread died after an error"
+    thread.stop()
+
+
+def test_presence_thread_is_not_started_by_import():
+    assert not any(isinstance(thread, flack.PresenceThread) for thread in threading.enumerate())

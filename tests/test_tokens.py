@@ -1,0 +1,70 @@
+"""API tokens: getting one with a password, using it, expiry and logout."""
+import hashlib
+
+import pytest
+from sqlalchemy import select
+
+import flack
+from flack.models import Token, db
+from tests.helpers import PASSWORD, assert_error, count
+
+
+def test_new_token(client, clock, accounts):
+    accounts.register()
+    response = client.post("/api/tokens", auth=("susan", PASSWORD))
+    assert response.status_code == 200
+    assert set(response.json) == {"token", "expires_at"}
+    assert response.json["expires_at"] == clock.now + flack.app.config["TOKEN_LIFETIME"]
+    token = response.json["token"]
+    stored = db.session.scalar(select(Token))
+    assert stored.digest == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in (stored.digest, str(stored.id))
+
+
+@pytest.mark.parametrize("auth", [("susan", "wrong password"), ("nobody", PASSWORD),
+                                  ("", ""), None])
+def test_new_token_bad_credentials(client, auth, accounts):
+    accounts.register()
+    response = client.post("/api/tokens", auth=auth)
+    assert_error(response, 401)
+    # No "Basic" challenge, or the browser would pop up its own login dialog.
+    assert not response.headers["WWW-Authenticate"].lower().startswith("basic")
+    assert count(Token) == 0
+
+
+def test_token_expiry(client, clock, accounts):
+    auth = accounts.login()
+    clock.advance(flack.app.config["TOKEN_LIFETIME"] - 1)
+    assert client.get("/api/users", headers=auth).status_code == 200
+    clock.advance(1)
+    assert_error(client.get("/api/users", headers=auth), 401)
+    assert count(Token) == 0
+
+
+def test_revoke_token(client, accounts):
+    auth = accounts.login()
+    response = client.delete("/api/tokens", headers=auth)
+    assert response.status_code == 204
+    assert_error(client.get("/api/users", headers=auth), 401)
+    assert_error(client.delete("/api/tokens", headers=auth), 401)
+    assert client.get("/api/users").json["users"][0]["online"] is False
+
+
+def test_revoke_needs_token(client):
+    assert_error(client.delete("/api/tokens"), 401)
+
+
+def test_token_auth_errors(client):
+    response = client.post("/api/messages", json={"source": "hi"})
+    assert_error(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    response = client.post("/api/messages", json={"source": "hi"},
+                           headers={"Authorization": "Bearer not-a-token"})
+    assert_error(response, 401)
+
+
+def test_optional_token(client, accounts):
+    auth = accounts.login()
+    assert client.get("/api/messages").status_code == 200
+    assert client.get("/api/messages", headers=auth).status_code == 200
+    assert_error(client.get("/api/messages", headers={"Authorization": "Bearer nope"}), 401)
