@@ -13,12 +13,19 @@ from pathlib import Path
 import click
 from flask.cli import FlaskGroup
 
-from flack import app
-
 TOP = Path(__file__).resolve().parent
-LINT_PATHS = ["flack", "tests", "manage.py"]
+LINT_PATHS = ["flack", "tests", "config.py", "manage.py"]
 
-cli = FlaskGroup(create_app=lambda: app,
+
+def load_app():
+    """Import the application, which reads its configuration, when a command needs it."""
+    # Imported here rather than at the top, so that a configuration error
+    # (config.ConfigError) is printed by the command line as a one-line error.
+    from flack import app
+    return app
+
+
+cli = FlaskGroup(create_app=load_app,
                  help="Run Flack, set up its database, and test and lint its code.")
 
 

@@ -11,7 +11,6 @@ stages of the tutorial fix one by one:
 import contextlib
 import ipaddress
 import math
-import os
 import re
 import socket
 import threading
@@ -35,32 +34,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_options_header
 from werkzeug.serving import is_running_from_reloader, run_simple
 
+import config
+
 from . import utils
 from .auth import basic_auth, token_auth, token_optional
 from .models import Message, Token, User, db
 
-# The project's top folder, where manage.py is: the database file goes there.
-basedir = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-
 app = Flask(__name__)
-app.config.update(
-    SQLALCHEMY_DATABASE_URI=os.environ.get(
-        "DATABASE_URL", "sqlite:///" + os.path.join(basedir, "flack.sqlite")),
-    MAX_CONTENT_LENGTH=64 * 1024,         # bytes in a request body
-    TOKEN_LIFETIME=24 * 60 * 60,          # seconds a token stays valid
-    PRESENCE_TIMEOUT=60,                  # seconds without a request before offline
-    PRESENCE_CHECK_INTERVAL=5,            # seconds between presence sweeps
-    STATS_WINDOW=60,                      # seconds the requests-per-second average covers
-    MESSAGE_MAX_LENGTH=2000,              # characters of Markdown in a message
-    MESSAGES_DEFAULT_LIMIT=100,
-    MESSAGES_MAX_LIMIT=500,
-    LINK_PREVIEWS=True,                   # fetch a preview of each link in a message
-    LINK_PREVIEW_ALLOW_PRIVATE=False,     # True lets previews reach local addresses
-    LINK_PREVIEW_TIMEOUT=3.0,             # seconds to connect, and to download a page
-    LINK_PREVIEW_MAX_BYTES=256 * 1024,    # bytes of a page that are read at most
-    LINK_PREVIEW_MAX_REDIRECTS=3,
-    LINK_PREVIEW_MAX_LINKS=3,             # previews per message
-)
+app.config.from_mapping(config.load())  # FLACK_CONFIG chooses the settings
 db.init_app(app)
 
 NICKNAME_PATTERN = re.compile(r"[\w.-]{1,32}")

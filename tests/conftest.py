@@ -5,8 +5,8 @@ import socket
 
 import pytest
 
-# Every test gets an empty in-memory database; set before flack reads it.
-os.environ["DATABASE_URL"] = "sqlite://"
+# The testing settings (config.TestingConfig); chosen before flack reads them.
+os.environ["FLACK_CONFIG"] = "testing"
 
 import flack  # noqa: E402  (the environment must be set first)
 from flack import utils  # noqa: E402
@@ -39,10 +39,9 @@ def no_internet(monkeypatch):
 
 @pytest.fixture
 def app():
-    """The application with empty tables, no link previews and fresh stats."""
+    """The application with empty tables, the testing settings and fresh stats."""
     app = flack.app
     saved = dict(app.config)
-    app.config.update(TESTING=True, LINK_PREVIEWS=False)
     flack.request_times.clear()
     with app.app_context():
         db.create_all()

@@ -47,7 +47,8 @@ def manage_py(*args, **kwargs):
 
 def test_createdb_and_runserver_serve_the_chat(tmp_path):
     # A real process imports the package from scratch, as `make run` does.
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite")
+    env = dict(os.environ, FLACK_CONFIG="development",
+               DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite")
     created = manage_py("createdb", env=env)
     assert created.returncode == 0, created.stderr
     assert "chat.sqlite" in created.stdout

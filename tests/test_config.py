@@ -1,0 +1,133 @@
+"""The settings in config.py: environments, environment variables and the .env file."""
+import os
+import re
+
+import pytest
+
+import config
+from tests.helpers import ROOT
+from tests.test_commands import manage_py
+
+
+class CustomConfig(config.Config):
+    """A settings class of the reader's own, chosen by its dotted path."""
+    STATS_WINDOW = 10
+
+
+@pytest.fixture
+def environ(monkeypatch, tmp_path):
+    """A private copy of the environment, without Flack's variables and without .env."""
+    monkeypatch.setattr(os, "environ", {
+        name: value for name, value in os.environ.items()
+        if name not in variables_read() and name != "FLACK_CONFIG"})
+    monkeypatch.setattr(config, "ENV_FILE", str(tmp_path / ".env"))
+    return os.environ
+
+
+def variables_read():
+    """Return the names of the environment variables that override settings."""
+    return {config.ENVIRONMENT_NAMES.get(name, name)
+            for name in dir(config.Config) if name.isupper()}
+
+
+def test_development_is_the_default(environ):
+    settings = config.load()
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + str(ROOT / "flack.sqlite")
+    assert len(settings["SECRET_KEY"]) == 64  # generated: 32 random bytes in hex
+    assert settings["LINK_PREVIEWS"] is True
+    assert "TESTING" not in settings
+
+
+def test_flack_config_chooses_the_environment(environ):
+    environ["FLACK_CONFIG"] = "testing"
+    settings = config.load()
+    assert settings["TESTING"] is True
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "sqlite://"
+    assert config.load("development")["LINK_PREVIEWS"] is True  # a name given wins
+
+
+def test_a_dotted_path_chooses_a_class(environ):
+    environ["SECRET_KEY"] = "k" * 64
+    assert config.load("config.ProductionConfig")["SECRET_KEY"] == "k" * 64
+    assert config.load("tests.test_config.CustomConfig")["STATS_WINDOW"] == 10
+
+
+@pytest.mark.parametrize("name", ["staging", "config.NoSuchConfig", "no_such_module.Config",
+                                  ".Config", "production."])
+def test_unknown_environment_is_a_clear_error(environ, name):
+    with pytest.raises(config.ConfigError) as error:
+        config.load(name)
+    assert error.value.message.startswith(f"FLACK_CONFIG={name!r} is not an environment")
+    assert "development, testing, production" in error.value.message
+
+
+@pytest.mark.parametrize("key", [None, ""])
+def test_production_needs_a_secret_key(environ, key):
+    if key is not None:
+        environ["SECRET_KEY"] = key
+    with pytest.raises(config.ConfigError) as error:
+        config.load("production")
+    assert error.value.message.startswith("SECRET_KEY is not set")
+
+
+def test_environment_overrides_settings(environ):
+    environ.update(DATABASE_URL="postgresql://db.example/flack", SECRET_KEY="s3cret",
+                   PRESENCE_TIMEOUT="120", LINK_PREVIEW_TIMEOUT="1.5",
+                   LINK_PREVIEWS="off", LINK_PREVIEW_ALLOW_PRIVATE="Yes", STATS_WINDOW="")
+    settings = config.load("production")
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql://db.example/flack"
+    assert settings["SECRET_KEY"] == "s3cret"
+    assert settings["PRESENCE_TIMEOUT"] == 120
+    assert settings["LINK_PREVIEW_TIMEOUT"] == 1.5
+    assert settings["LINK_PREVIEWS"] is False
+    assert settings["LINK_PREVIEW_ALLOW_PRIVATE"] is True
+    assert settings["STATS_WINDOW"] == 60  # empty counts as unset
+
+
+@pytest.mark.parametrize(("variable", "text", "message"), [
+    ("PRESENCE_TIMEOUT", "1 minute", "PRESENCE_TIMEOUT='1 minute' is not a number (int)"),
+    ("LINK_PREVIEW_TIMEOUT", "fast", "LINK_PREVIEW_TIMEOUT='fast' is not a number (float)"),
+    ("LINK_PREVIEWS", "maybe", "LINK_PREVIEWS='maybe' is not a yes/no value: use 1 or 0"),
+])
+def test_bad_values_are_clear_errors(environ, variable, text, message):
+    environ[variable] = text
+    with pytest.raises(config.ConfigError) as error:
+        config.load("development")
+    assert error.value.message == message
+
+
+def test_testing_ignores_the_environment(environ):
+    environ.update(DATABASE_URL="sqlite:////tmp/not-for-tests.sqlite", LINK_PREVIEWS="1")
+    settings = config.load("testing")
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "sqlite://"
+    assert settings["LINK_PREVIEWS"] is False
+
+
+def test_env_file_is_read_and_the_environment_wins(environ):
+    with open(config.ENV_FILE, "w") as env_file:
+        env_file.write("# a comment\nFLACK_CONFIG=production\nSECRET_KEY=from-the-file\n"
+                       "MESSAGE_MAX_LENGTH=500\n")
+    environ["MESSAGE_MAX_LENGTH"] = "800"
+    settings = config.load()
+    assert settings["SECRET_KEY"] == "from-the-file"
+    assert settings["MESSAGE_MAX_LENGTH"] == 800
+
+
+def test_env_example_documents_every_variable():
+    example = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", example, re.MULTILINE))
+    assert documented == variables_read() | {"FLACK_CONFIG", "PORT"}
+
+
+def test_production_server_refuses_to_start_without_a_key():
+    env = dict(os.environ, FLACK_CONFIG="production", SECRET_KEY="")
+    result = manage_py("runserver", env=env)
+    assert result.returncode == 1
+    assert "Error: SECRET_KEY is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_environment_stops_the_server():
+    result = manage_py("runserver", env=dict(os.environ, FLACK_CONFIG="prod"))
+    assert result.returncode == 1
+    assert "Error: FLACK_CONFIG='prod' is not an environment" in result.stderr
