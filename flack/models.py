@@ -72,7 +72,7 @@ class User(Timestamps, db.Model):
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "last_seen_at": self.last_seen_at,
-            "_links": {"self": utils.url_for("get_user", id=self.id)},
+            "_links": {"self": utils.url_for("api.get_user", id=self.id)},
         }
 
 
@@ -123,7 +123,7 @@ class Message(Timestamps, db.Model):
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "_links": {
-                "self": utils.url_for("get_message", id=self.id),
-                "author": utils.url_for("get_user", id=self.user_id),
+                "self": utils.url_for("api.get_message", id=self.id),
+                "author": utils.url_for("api.get_user", id=self.user_id),
             },
         }

@@ -2,8 +2,7 @@
 import pytest
 from bs4 import BeautifulSoup
 
-import flack
-from flack import utils
+from flack import api, utils
 from flack.models import Message
 from tests.helpers import assert_error, assert_inert, count, post_message
 
@@ -154,7 +153,7 @@ def test_messages_are_stamped_and_committed_in_turn(client, monkeypatch, account
     real_timestamp = utils.timestamp
 
     def timestamp():
-        stamped_under_lock.append(flack.message_commit_lock.locked())
+        stamped_under_lock.append(api.message_commit_lock.locked())
         return real_timestamp()
 
     monkeypatch.setattr(utils, "timestamp", timestamp)

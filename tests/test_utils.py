@@ -16,8 +16,8 @@ def test_timestamp_is_the_current_time():
 
 def test_url_for_in_a_request(app):
     with app.test_request_context("/api/stats", base_url="http://chat.example.com"):
-        assert utils.url_for("get_user", id=7) == "/api/users/7"
-        assert utils.url_for("get_user", id=7, _external=True) == (
+        assert utils.url_for("api.get_user", id=7) == "/api/users/7"
+        assert utils.url_for("api.get_user", id=7, _external=True) == (
             "http://chat.example.com/api/users/7")
 
 
@@ -36,7 +36,7 @@ def test_storable(text, allowed):
 
 
 def test_url_for_without_request(app):
-    assert utils.url_for("get_message", id=3) == "/api/messages/3"
+    assert utils.url_for("api.get_message", id=3) == "/api/messages/3"
 
 
 def test_models_build_urls_without_request(app):
