@@ -12,7 +12,6 @@ import contextlib
 import ipaddress
 import socket
 import threading
-from collections import deque
 from urllib.parse import urljoin, urlsplit
 
 import click
@@ -33,12 +32,13 @@ from werkzeug.serving import is_running_from_reloader, run_simple
 
 import config
 
-from . import utils
+from . import stats, utils
 from .models import Message, Token, User, db
 
 app = Flask(__name__)
 app.config.from_mapping(config.load())  # FLACK_CONFIG chooses the settings
 db.init_app(app)
+app.before_request(stats.count_request)  # every request counts, not only the API's
 
 
 # Rendering messages
@@ -301,35 +301,6 @@ class PresenceThread(threading.Thread):
         """Ask the thread to finish, and wait until it has."""
         self.stopping.set()
         self.join()
-
-
-# Request statistics (scalability problem 3: kept in this process's memory)
-
-request_times = deque()
-request_times_lock = threading.Lock()
-
-
-def forget_old_requests(now):
-    """Drop the request times that fell out of the window."""
-    cutoff = now - current_app.config["STATS_WINDOW"]
-    while request_times and request_times[0] <= cutoff:
-        request_times.popleft()
-
-
-@app.before_request
-def count_request():
-    """Remember when each request arrived."""
-    now = utils.timestamp()
-    with request_times_lock:
-        request_times.append(now)
-        forget_old_requests(now)
-
-
-def requests_per_second():
-    """Return the average number of requests per second over the window."""
-    with request_times_lock:
-        forget_old_requests(utils.timestamp())
-        return len(request_times) / current_app.config["STATS_WINDOW"]
 
 
 # Errors: every one is JSON

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, g, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from . import render_message, requests_per_second, utils
+from . import render_message, stats, utils
 from .auth import basic_auth, token_auth, token_optional
 from .models import Message, Token, User, db
 
@@ -290,4 +290,4 @@ def edit_message(id):
 @token_optional
 def get_stats():
     """Return how many requests per second this server process handles."""
-    return {"requests_per_second": round(requests_per_second(), 2)}
+    return {"requests_per_second": round(stats.requests_per_second(), 2)}

@@ -9,7 +9,7 @@ import pytest
 os.environ["FLACK_CONFIG"] = "testing"
 
 import flack  # noqa: E402  (the environment must be set first)
-from flack import utils  # noqa: E402
+from flack import stats, utils  # noqa: E402
 from flack.models import db  # noqa: E402
 from tests.helpers import PASSWORD  # noqa: E402
 
@@ -42,7 +42,7 @@ def app():
     """The application with empty tables, the testing settings and fresh stats."""
     app = flack.app
     saved = dict(app.config)
-    flack.request_times.clear()
+    stats.request_times.clear()
     with app.app_context():
         db.create_all()
         yield app
