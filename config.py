@@ -128,8 +128,10 @@ def settings_of(config_class):
     return settings
 
 
-def load(name=None):
-    """Return the settings of an environment, FLACK_CONFIG's if no name is given."""
+def load(config=None):
+    """Return the settings of a class, or of an environment named; FLACK_CONFIG's by default."""
     load_dotenv(ENV_FILE)
-    return settings_of(find_config_class(name or os.environ.get("FLACK_CONFIG")
+    if isinstance(config, type):
+        return settings_of(config)
+    return settings_of(find_config_class(config or os.environ.get("FLACK_CONFIG")
                                          or "development"))

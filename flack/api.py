@@ -1,7 +1,8 @@
 """Flack's API: the views under /api, and the functions that read their requests.
 
 They are a blueprint: a set of views that is written without an application and
-registered on one later, by flack/__init__.py, which also gives them their /api prefix.
+registered on an application later, by create_app(), which also gives them their /api
+prefix.
 """
 import math
 import re
@@ -10,10 +11,12 @@ import threading
 from flask import Blueprint, abort, current_app, g, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
-from . import render_message, stats, utils
+from . import stats, utils
 from .auth import basic_auth, token_auth, token_optional
 from .models import Message, Token, User, db
+from .rendering import render_message
 
 api = Blueprint("api", __name__)
 
@@ -21,6 +24,18 @@ NICKNAME_PATTERN = re.compile(r"[\w.-]{1,32}")
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 MAX_ID = 2**31 - 1  # the largest value of an INTEGER column in PostgreSQL
+
+
+# Errors: every one is JSON, the web page's too, since the browser client reads them
+
+@api.app_errorhandler(HTTPException)
+def http_error(error):
+    """Turn Flask's and Werkzeug's HTML errors into JSON ones."""
+    response = utils.error_response(error.code, error.description)
+    for name, value in error.get_headers():  # such as Allow on a 405
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 # Reading requests

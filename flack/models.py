@@ -1,8 +1,8 @@
 """The database models of Flack: users, their API tokens, and messages.
 
-The SQLAlchemy object is created here without an application; the package's
-__init__ binds it to the app with db.init_app(app). That way this module needs
-nothing from __init__, which can import the models without a cycle.
+The SQLAlchemy object is created here without an application; create_app() binds
+it to each application it makes with db.init_app(app). That way this module needs
+nothing from the package's __init__, which can import the models without a cycle.
 """
 import hashlib
 import secrets

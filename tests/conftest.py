@@ -1,17 +1,12 @@
 """Fixtures that every test module can use: the app, its client, a clock and accounts."""
 import ipaddress
-import os
 import socket
 
 import pytest
 
-# The testing settings (config.TestingConfig); chosen before flack reads them.
-os.environ["FLACK_CONFIG"] = "testing"
-
-import flack  # noqa: E402  (the environment must be set first)
-from flack import stats, utils  # noqa: E402
-from flack.models import db  # noqa: E402
-from tests.helpers import PASSWORD  # noqa: E402
+from flack import create_app, utils
+from flack.models import db
+from tests.helpers import Accounts
 
 
 @pytest.fixture(autouse=True)
@@ -39,17 +34,13 @@ def no_internet(monkeypatch):
 
 @pytest.fixture
 def app():
-    """The application with empty tables, the testing settings and fresh stats."""
-    app = flack.app
-    saved = dict(app.config)
-    stats.request_times.clear()
+    """A new application for each test: the testing settings and empty tables."""
+    app = create_app("testing")
     with app.app_context():
         db.create_all()
         yield app
         db.session.remove()
         db.drop_all()
-    app.config.clear()
-    app.config.update(saved)
 
 
 @pytest.fixture
@@ -78,24 +69,6 @@ def clock(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(utils, "timestamp", clock)
     return clock
-
-
-class Accounts:
-    """Register users and log them in through the API, as the browser client does."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def register(self, nickname="susan", password=PASSWORD):
-        """Register a user and return the response."""
-        return self.client.post("/api/users", json={"nickname": nickname, "password": password})
-
-    def login(self, nickname="susan", password=PASSWORD):
-        """Register a user, get a token, and return the Authorization header."""
-        assert self.register(nickname, password).status_code == 201
-        response = self.client.post("/api/tokens", auth=(nickname, password))
-        assert response.status_code == 200
-        return {"Authorization": f"Bearer {response.json['token']}"}
 
 
 @pytest.fixture

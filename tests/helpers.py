@@ -1,4 +1,4 @@
-"""Plain helper functions and constants for the tests; the fixtures are in conftest.py."""
+"""Plain helper functions, classes and constants for the tests; the fixtures are in conftest.py."""
 from pathlib import Path
 
 from bs4 import BeautifulSoup
@@ -39,3 +39,21 @@ def assert_inert(html):
         assert not any(name.startswith("on") for name in tag.attrs)
         if tag.name == "a" and tag.get("href"):
             assert tag["href"].startswith(("http://", "https://"))
+
+
+class Accounts:
+    """Register users and log them in through the API, as the browser client does."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def register(self, nickname="susan", password=PASSWORD):
+        """Register a user and return the response."""
+        return self.client.post("/api/users", json={"nickname": nickname, "password": password})
+
+    def login(self, nickname="susan", password=PASSWORD):
+        """Register a user, get a token, and return the Authorization header."""
+        assert self.register(nickname, password).status_code == 201
+        response = self.client.post("/api/tokens", auth=(nickname, password))
+        assert response.status_code == 200
+        return {"Authorization": f"Bearer {response.json['token']}"}

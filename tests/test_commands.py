@@ -5,15 +5,15 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 import pytest
 from click.testing import CliRunner
+from flask.cli import ScriptInfo
 
-import flack
 import manage
+from flack import commands
 from flack.models import Message, Token, User, db
 from tests.helpers import PASSWORD, ROOT, count
 
@@ -92,26 +92,47 @@ def test_createdb_keeps_rows_unless_dropping_first(app, accounts):
     assert count(User) == 0
 
 
+class FakePresenceThread:
+    """A stand-in for PresenceThread that logs when it starts and stops."""
+
+    def __init__(self, app, log):
+        self.app = app
+        self.log = log
+
+    def start(self):
+        self.log.append("presence starts")
+
+    def stop(self):
+        self.log.append("presence stops")
+
+
 class FakeServer:
     """Stand-ins for run_simple() and PresenceThread that record how they were used."""
 
     def __init__(self):
         self.runs = []
-        self.presence_threads = 0
+        self.threads = []
+        self.log = []
+
+    @property
+    def presence_threads(self):
+        return len(self.threads)
 
     def run_simple(self, host, port, app, **options):
+        self.log.append("serves")
         self.runs.append({"host": host, "port": port, "debug": app.debug, **options})
 
     def presence_thread(self, app):
-        self.presence_threads += 1
-        return threading.Thread(target=lambda: None)
+        self.threads.append(FakePresenceThread(app, self.log))
+        return self.threads[-1]
 
 
 @pytest.fixture
 def fake_server(app, monkeypatch):
+    """Run runserver without a server, and record what it would have started."""
     fake = FakeServer()
-    monkeypatch.setattr(flack, "run_simple", fake.run_simple)
-    monkeypatch.setattr(flack, "PresenceThread", fake.presence_thread)
+    monkeypatch.setattr(commands, "run_simple", fake.run_simple)
+    monkeypatch.setattr(commands, "PresenceThread", fake.presence_thread)
     monkeypatch.setattr(app, "debug", False)
     return fake
 
@@ -124,7 +145,10 @@ def test_runserver_defaults(app, fake_server, monkeypatch):
     assert fake_server.runs == [{"host": "127.0.0.1", "port": 5000, "debug": False,
                                  "use_reloader": False, "use_debugger": False,
                                  "threaded": True}]
-    assert fake_server.presence_threads == 1
+    # The presence thread ran with this app during the server's life, and was stopped.
+    [thread] = fake_server.threads
+    assert thread.app is app
+    assert fake_server.log == ["presence starts", "serves", "presence stops"]
 
 
 def test_runserver_options(app, fake_server, monkeypatch):
@@ -144,7 +168,8 @@ def test_runserver_options(app, fake_server, monkeypatch):
     assert fake_server.presence_threads == 1
     # manage.py's own --debug, before the command name, reaches runserver too.
     monkeypatch.setenv("FLASK_DEBUG", "0")  # the option sets it; restored afterwards
-    result = CliRunner().invoke(manage.cli, ["--debug", "runserver", "--no-reload"])
+    result = CliRunner().invoke(manage.cli, ["--debug", "runserver", "--no-reload"],
+                                obj=ScriptInfo(create_app=lambda: app))
     assert result.exit_code == 0, result.output
     assert fake_server.runs[2]["debug"] and fake_server.runs[2]["use_debugger"]
 

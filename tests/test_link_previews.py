@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from bs4 import BeautifulSoup
 
-import flack
+from flack import previews
 from tests.helpers import assert_inert, post_message
 
 
@@ -202,12 +202,12 @@ def test_preview_follows_redirects(web, preview_of):
     assert preview.a["href"] == web.url("/old")
 
 
-def test_preview_stops_after_too_many_redirects(web, preview_of):
+def test_preview_stops_after_too_many_redirects(web, app, preview_of):
     for number in range(5):
         web.redirect(f"/hop{number}", f"/hop{number + 1}")
     web.page("/hop5", html_page("The end").encode())
     assert preview_of(web.url("/hop0")) is None
-    assert len(web.requested) == flack.app.config["LINK_PREVIEW_MAX_REDIRECTS"] + 1
+    assert len(web.requested) == app.config["LINK_PREVIEW_MAX_REDIRECTS"] + 1
 
 
 def test_previews_per_message_are_limited(client, web, accounts):
@@ -231,7 +231,7 @@ def test_redirect_to_private_address_refused(web, app, monkeypatch, preview_of):
     # an address on the private network.
     app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = False
     public = ipaddress.ip_address("127.0.0.1")
-    monkeypatch.setattr(flack, "address_allowed", lambda address: address == public)
+    monkeypatch.setattr(previews, "address_allowed", lambda address: address == public)
     web.redirect("/go", "http://10.0.0.1/admin")
     web.page("/ok", html_page("Public page").encode())
     assert preview_of(web.url("/go")) is None
@@ -242,7 +242,7 @@ def test_redirect_to_private_address_refused(web, app, monkeypatch, preview_of):
 def test_dns_rebinding_refused(web, app, monkeypatch, preview_of):
     # The name check is told a public address; the connection reaches loopback.
     app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = False
-    monkeypatch.setattr(flack, "resolve_addresses",
+    monkeypatch.setattr(previews, "resolve_addresses",
                         lambda host: {ipaddress.ip_address("93.184.216.34")})
     web.page("/", html_page("Internal").encode())
     assert preview_of(web.url("/")) is None
@@ -256,14 +256,14 @@ def test_dns_rebinding_refused(web, app, monkeypatch, preview_of):
     "http://224.0.0.1/", "ftp://example.com/", "file:///etc/passwd", "http:///nohost",
 ])
 def test_check_link_refuses(app, url):
-    with pytest.raises(flack.PreviewRefused):
-        flack.check_link(url)
+    with pytest.raises(previews.PreviewRefused):
+        previews.check_link(url)
 
 
 def test_check_link_allows_public_address(app):
-    flack.check_link("https://93.184.216.34/")
+    previews.check_link("https://93.184.216.34/")
     app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = True
-    flack.check_link("http://127.0.0.1/")
+    previews.check_link("http://127.0.0.1/")
 
 
 def test_unresolvable_link_gets_no_preview(client, app, accounts):

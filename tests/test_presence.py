@@ -3,7 +3,7 @@ import threading
 
 from sqlalchemy import select
 
-import flack
+from flack import presence
 from flack.models import User, db
 
 
@@ -16,13 +16,13 @@ def test_request_with_token_marks_user_online(client, clock, accounts):
     assert user["last_seen_at"] == clock.now
 
 
-def test_idle_users_go_offline(client, clock, accounts):
+def test_idle_users_go_offline(client, clock, app, accounts):
     auth = accounts.login("susan")
     accounts.login("david")
     clock.advance(30)
     client.get("/api/users", headers=auth)  # susan stays active
-    clock.advance(flack.app.config["PRESENCE_TIMEOUT"] - 29)
-    offline = flack.mark_offline_users()
+    clock.advance(app.config["PRESENCE_TIMEOUT"] - 29)
+    offline = presence.mark_offline_users()
     assert [user.nickname for user in offline] == ["david"]
     users = {user["nickname"]: user for user in client.get("/api/users").json["users"]}
     assert users["susan"]["online"] is True
@@ -37,15 +37,15 @@ def test_presence_thread(clock, app, monkeypatch, accounts):
     accounts.login()
     clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
     swept = threading.Event()
-    real_sweep = flack.mark_offline_users
+    real_sweep = presence.mark_offline_users
 
     def sweep():
         users = real_sweep()
         swept.set()
         return users
 
-    monkeypatch.setattr(flack, "mark_offline_users", sweep)
-    thread = flack.PresenceThread(app)
+    monkeypatch.setattr(presence, "mark_offline_users", sweep)
+    thread = presence.PresenceThread(app)
     thread.start()
     assert swept.wait(5), "the presence thread never swept"
     thread.stop()
@@ -65,12 +65,12 @@ def test_presence_thread_survives_errors(clock, app, monkeypatch):
             raise RuntimeError("database went away")
         swept_twice.set()
 
-    monkeypatch.setattr(flack, "mark_offline_users", failing_then_working_sweep)
-    thread = flack.PresenceThread(app)
+    monkeypatch.setattr(presence, "mark_offline_users", failing_then_working_sweep)
+    thread = presence.PresenceThread(app)
     thread.start()
     assert swept_twice.wait(5), "the presence thread died after an error"
     thread.stop()
 
 
 def test_presence_thread_is_not_started_by_import():
-    assert not any(isinstance(thread, flack.PresenceThread) for thread in threading.enumerate())
+    assert not any(isinstance(thread, presence.PresenceThread) for thread in threading.enumerate())

@@ -4,17 +4,16 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-import flack
 from flack.models import Token, db
 from tests.helpers import PASSWORD, assert_error, count
 
 
-def test_new_token(client, clock, accounts):
+def test_new_token(client, clock, app, accounts):
     accounts.register()
     response = client.post("/api/tokens", auth=("susan", PASSWORD))
     assert response.status_code == 200
     assert set(response.json) == {"token", "expires_at"}
-    assert response.json["expires_at"] == clock.now + flack.app.config["TOKEN_LIFETIME"]
+    assert response.json["expires_at"] == clock.now + app.config["TOKEN_LIFETIME"]
     token = response.json["token"]
     stored = db.session.scalar(select(Token))
     assert stored.digest == hashlib.sha256(token.encode()).hexdigest()
@@ -32,9 +31,9 @@ def test_new_token_bad_credentials(client, auth, accounts):
     assert count(Token) == 0
 
 
-def test_token_expiry(client, clock, accounts):
+def test_token_expiry(client, clock, app, accounts):
     auth = accounts.login()
-    clock.advance(flack.app.config["TOKEN_LIFETIME"] - 1)
+    clock.advance(app.config["TOKEN_LIFETIME"] - 1)
     assert client.get("/api/users", headers=auth).status_code == 200
     clock.advance(1)
     assert_error(client.get("/api/users", headers=auth), 401)

@@ -2,7 +2,6 @@
 import pytest
 from sqlalchemy import select
 
-import flack
 from flack import api
 from flack.models import Token, User, db
 from tests.helpers import PASSWORD, assert_error, count
@@ -89,8 +88,8 @@ def test_register_bad_body(client, data, content_type, status):
     assert count(User) == 0
 
 
-def test_oversized_body(client):
-    body = {"nickname": "susan", "password": "x" * (flack.app.config["MAX_CONTENT_LENGTH"])}
+def test_oversized_body(client, app):
+    body = {"nickname": "susan", "password": "x" * (app.config["MAX_CONTENT_LENGTH"])}
     assert_error(client.post("/api/users", json=body), 413)
     assert count(User) == 0
 

@@ -1,0 +1,101 @@
+"""The application factory: every call makes a new application with its own state."""
+import importlib
+import pkgutil
+import threading
+
+from flask import Flask, current_app
+
+import config
+import flack
+from flack import create_app, presence, stats
+from flack.models import User, db
+from tests.helpers import Accounts
+
+
+class QuickConfig(config.TestingConfig):
+    """Testing settings with a short stats window and a quick presence timeout."""
+    STATS_WINDOW = 10
+    PRESENCE_TIMEOUT = 5
+    PRESENCE_CHECK_INTERVAL = 0.01
+
+
+def test_create_app_takes_a_name_a_dotted_path_or_a_class():
+    assert create_app("testing").config["STATS_WINDOW"] == 60
+    assert create_app("tests.test_factory.QuickConfig").config["STATS_WINDOW"] == 10
+    assert create_app(QuickConfig).config["STATS_WINDOW"] == 10
+
+
+def test_create_app_uses_flack_config_by_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLACK_CONFIG", "testing")
+    monkeypatch.setattr(config, "ENV_FILE", str(tmp_path / ".env"))
+    app = create_app()
+    assert app.config["TESTING"] is True
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite://"
+
+
+def test_each_call_makes_a_new_app():
+    first, second = create_app("testing"), create_app("testing")
+    assert first is not second
+    assert first.extensions["flack_stats"] is not second.extensions["flack_stats"]
+
+
+def test_no_module_holds_an_application():
+    modules = [importlib.import_module(f"flack.{info.name}")
+               for info in pkgutil.iter_modules(flack.__path__)]
+    for module in [flack, *modules]:
+        assert not any(isinstance(value, Flask) for value in vars(module).values()), module
+
+
+def test_two_apps_in_one_process_share_nothing(clock, monkeypatch):
+    apps = {"plain": create_app("testing"), "quick": create_app(QuickConfig)}
+    apps["plain"].config["PRESENCE_CHECK_INTERVAL"] = 0.01  # the timeout stays 60
+    for app in apps.values():
+        with app.app_context():
+            db.create_all()
+    clients = {name: app.test_client() for name, app in apps.items()}
+
+    # The database: each app has its own, with its own users.
+    Accounts(clients["plain"]).login("susan")
+    Accounts(clients["quick"]).login("david")
+    assert [user["nickname"] for user in clients["plain"].get("/api/users").json["users"]] == [
+        "susan"]
+    assert [user["nickname"] for user in clients["quick"].get("/api/users").json["users"]] == [
+        "david"]
+
+    # The statistics: each app counts its own requests over its own window.
+    for _ in range(4):
+        clients["plain"].get("/api/users")
+    with apps["plain"].app_context():
+        assert stats.requests_per_second() == 7 / 60  # 2 to log in, 1 above, 4 here
+    with apps["quick"].app_context():
+        assert stats.requests_per_second() == 3 / 10
+
+    # Presence: one thread per app, each sweeping its own database with its own timeout.
+    clock.advance(6)  # past the quick app's timeout, not the plain one's
+    swept = {name: threading.Event() for name in apps}
+    real_sweep = presence.mark_offline_users
+
+    def app_name():
+        return next(name for name, app in apps.items()
+                    if app is current_app._get_current_object())
+
+    def sweep():
+        users = real_sweep()
+        swept[app_name()].set()  # the thread runs in its own app's context
+        return users
+
+    monkeypatch.setattr(presence, "mark_offline_users", sweep)
+    threads = [presence.PresenceThread(app) for app in apps.values()]
+    for thread in threads:
+        thread.start()
+    try:
+        assert all(event.wait(30) for event in swept.values()), "a thread never swept"
+    finally:
+        for thread in threads:
+            thread.stop()
+    assert not any(thread.is_alive() for thread in threads)
+    online = {}
+    for name, app in apps.items():
+        with app.app_context():
+            online[name] = [user.online for user in db.session.scalars(db.select(User))]
+    assert online == {"plain": [True], "quick": [False]}
