@@ -2,6 +2,7 @@
 
 Views import basic_auth or token_auth from here and protect themselves with
 @basic_auth.login_required, @token_auth.login_required or @token_optional.
+The JSON answers to a failed login are with the API's other errors, in api/errors.py.
 """
 from functools import wraps
 
@@ -31,12 +32,6 @@ def verify_password(nickname, password):
     return user
 
 
-@basic_auth.error_handler
-def basic_auth_error(status):
-    """Explain a failed nickname/password login."""
-    return utils.error_response(status, "invalid nickname or password")
-
-
 @token_auth.verify_token
 def verify_token(token):
     """Return the user a valid token belongs to; remember the token in g."""
@@ -51,12 +46,6 @@ def verify_token(token):
     row.user.ping()
     db.session.commit()
     return row.user
-
-
-@token_auth.error_handler
-def token_auth_error(status):
-    """Explain a missing, invalid or expired token."""
-    return utils.error_response(status, "a valid token is required")
 
 
 def token_optional(view):

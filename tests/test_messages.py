@@ -2,7 +2,8 @@
 import pytest
 from bs4 import BeautifulSoup
 
-from flack import api, utils
+from flack import utils
+from flack.api import messages as message_api
 from flack.models import Message
 from tests.helpers import assert_error, assert_inert, count, post_message
 
@@ -153,7 +154,7 @@ def test_messages_are_stamped_and_committed_in_turn(client, monkeypatch, account
     real_timestamp = utils.timestamp
 
     def timestamp():
-        stamped_under_lock.append(api.message_commit_lock.locked())
+        stamped_under_lock.append(message_api.message_commit_lock.locked())
         return real_timestamp()
 
     monkeypatch.setattr(utils, "timestamp", timestamp)

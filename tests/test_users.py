@@ -2,7 +2,7 @@
 import pytest
 from sqlalchemy import select
 
-from flack import api
+from flack.api import users as user_api
 from flack.models import Token, User, db
 from tests.helpers import PASSWORD, assert_error, count
 
@@ -41,7 +41,7 @@ def test_register_duplicate_nickname(password, accounts):
 def test_unique_nickname_is_enforced_by_the_database(monkeypatch, accounts):
     # Two registrations racing past the check: the unique constraint catches it.
     accounts.register()
-    monkeypatch.setattr(api, "nickname_taken", lambda nickname: False)
+    monkeypatch.setattr(user_api, "nickname_taken", lambda nickname: False)
     assert_error(accounts.register(), 400)
     assert count(User) == 1
 

@@ -1,0 +1,98 @@
+"""The API's messages: post, list or poll for new ones, read, and edit your own."""
+import threading
+
+from flask import abort, current_app, request
+from sqlalchemy import select
+
+from .. import utils
+from ..auth import token_auth, token_optional
+from ..models import Message, db
+from ..rendering import render_message
+from .blueprint import api
+from .inputs import get_or_404, json_object, number_arg, required, text_field
+
+# One message at a time is stamped and committed, so messages reach the database
+# in the order of their updated_at: a client polling with updated_since can never
+# see a message before an older one is saved, and skip the older one.
+message_commit_lock = threading.Lock()
+
+
+def source_field(data):
+    """Return the Markdown source of a message from a JSON body."""
+    source = required(text_field(data, "source", current_app.config["MESSAGE_MAX_LENGTH"]),
+                      "source")
+    if not source.strip():
+        abort(400, "source must not be blank")
+    return source
+
+
+def limit_arg():
+    """Return the limit query argument, capped at the configured maximum."""
+    value = request.args.get("limit")
+    if value is None:
+        return current_app.config["MESSAGES_DEFAULT_LIMIT"]
+    try:
+        limit = int(value)
+    except ValueError:
+        abort(400, "limit must be an integer")
+    if limit < 1:
+        abort(400, "limit must be at least 1")
+    return min(limit, current_app.config["MESSAGES_MAX_LIMIT"])
+
+
+def save_message(message):
+    """Stamp a new or edited message with the current time, and commit it."""
+    with message_commit_lock:
+        message.updated_at = utils.timestamp()
+        if message.id is None:
+            message.created_at = message.updated_at
+            db.session.add(message)
+        db.session.commit()
+
+
+@api.post("/messages")
+@token_auth.login_required
+def new_message():
+    """Post a message."""
+    source = source_field(json_object())
+    message = Message(source=source, html=render_message(source),
+                      author=token_auth.current_user())
+    save_message(message)
+    return message.to_dict(), 201, {"Location": utils.url_for("api.get_message", id=message.id)}
+
+
+@api.get("/messages")
+@token_optional
+def get_messages():
+    """Return the latest messages, or those updated since a given time."""
+    limit = limit_arg()
+    updated_since = number_arg("updated_since")
+    if updated_since is None:
+        latest = db.session.scalars(select(Message).order_by(
+            Message.updated_at.desc(), Message.id.desc()).limit(limit)).all()
+        messages = list(reversed(latest))
+    else:
+        messages = db.session.scalars(
+            select(Message).where(Message.updated_at > updated_since)
+            .order_by(Message.updated_at, Message.id).limit(limit)).all()
+    return {"messages": [message.to_dict() for message in messages]}
+
+
+@api.get("/messages/<int:id>")
+@token_optional
+def get_message(id):
+    """Return one message."""
+    return get_or_404(Message, id, "message not found").to_dict()
+
+
+@api.put("/messages/<int:id>")
+@token_auth.login_required
+def edit_message(id):
+    """Change the text of one of the caller's messages."""
+    message = get_or_404(Message, id, "message not found")
+    if message.author != token_auth.current_user():
+        abort(403, "you can only edit your own messages")
+    message.source = source_field(json_object())
+    message.html = render_message(message.source)
+    save_message(message)
+    return message.to_dict()

@@ -1,0 +1,29 @@
+"""The API's tokens: log in with nickname and password for a token, log out to revoke it."""
+from flask import g
+
+from .. import utils
+from ..auth import basic_auth, token_auth
+from ..models import Token, db
+from .blueprint import api
+
+
+@api.post("/tokens")
+@basic_auth.login_required
+def new_token():
+    """Give the caller a new token in exchange for nickname and password."""
+    token, row = Token.issue(basic_auth.current_user())
+    db.session.add(row)
+    db.session.commit()
+    return {"token": token, "expires_at": row.expires_at}
+
+
+@api.delete("/tokens")
+@token_auth.login_required
+def revoke_token():
+    """Revoke the token of this request, which logs the caller out."""
+    user = token_auth.current_user()
+    db.session.delete(g.token)
+    user.online = False
+    user.updated_at = utils.timestamp()
+    db.session.commit()
+    return "", 204
