@@ -78,7 +78,9 @@ def free_port():
 
 def server_commands(python):
     """Return the commands that set up and start the app at the checked-out stage."""
-    if (ROOT / "manage.py").exists():  # v0.4 and later
+    if (ROOT / "migrations").exists():  # v0.12 and later: the migrations make the tables
+        return [[python, "manage.py", "db", "upgrade"], [python, "manage.py", "runserver"]]
+    if (ROOT / "manage.py").exists():  # v0.4 to v0.11
         return [[python, "manage.py", "createdb"], [python, "manage.py", "runserver"]]
     return [[python, "flack.py"]]  # v0.1 to v0.3: the script creates its tables
 
