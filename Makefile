@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 .PHONY: run test lint
 
 run: $(VENV)/.installed
-	$(BIN)/python manage.py createdb
+	$(BIN)/python manage.py db upgrade
 	$(BIN)/python manage.py runserver
 
 test: $(VENV)/.installed

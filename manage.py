@@ -2,7 +2,7 @@
 """Flack's command line: `python manage.py --help` lists the commands.
 
 The application registers its own commands, so `flask --app flack <command>`
-runs them as well: createdb and runserver, and Flask's shell, run and routes.
+runs them as well: runserver, Flask-Migrate's db, and Flask's shell, run and routes.
 The two commands defined here, test and lint, look after the source code
 rather than the application, so they live beside it instead.
 """
@@ -16,7 +16,7 @@ from flask.cli import FlaskGroup
 from flack import create_app
 
 TOP = Path(__file__).resolve().parent
-LINT_PATHS = ["flack", "tests", "config.py", "manage.py"]
+LINT_PATHS = ["flack", "migrations", "tests", "config.py", "manage.py"]
 
 cli = FlaskGroup(create_app=create_app,
                  help="Run Flack, set up its database, and test and lint its code.")

@@ -8,7 +8,10 @@ stages of the tutorial fix one by one:
 3. Request statistics live in the memory of one process.
 4. The browser client finds new messages by polling.
 """
+from pathlib import Path
+
 from flask import Flask
+from flask_migrate import Migrate
 
 from config import load as load_config
 
@@ -17,12 +20,19 @@ from .api import api as api_blueprint
 from .main import main as main_blueprint
 from .models import db
 
+# The migration scripts sit beside manage.py. An absolute path lets the db
+# commands find them from any folder, not only from the project's top folder.
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+migrate = Migrate(directory=MIGRATIONS)
+
 
 def create_app(config=None):
     """Create an application with the settings config names (FLACK_CONFIG's by default)."""
     app = Flask(__name__)
     app.config.from_mapping(load_config(config))
     db.init_app(app)
+    migrate.init_app(app, db)
     stats.init_app(app)
     app.register_blueprint(main_blueprint)
     app.register_blueprint(api_blueprint, url_prefix="/api")

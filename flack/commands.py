@@ -1,13 +1,15 @@
-"""The application's commands, createdb and runserver, and what `shell` preloads.
+"""The application's commands: runserver, and what `shell` preloads.
 
 create_app() registers them on every application, so `python manage.py <command>`
-and `flask --app flack <command>` both run them.
+and `flask --app flack <command>` both run them. Flask-Migrate adds the `db`
+commands, which create and update the database.
 """
 import click
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.cli import with_appcontext
 from flask.helpers import get_debug_flag
-from sqlalchemy import inspect
 from werkzeug.serving import is_running_from_reloader, run_simple
 
 from .models import Message, Token, User, db
@@ -16,7 +18,6 @@ from .presence import PresenceThread
 
 def init_app(app):
     """Register the commands, and the names that `shell` preloads, on an application."""
-    app.cli.add_command(createdb)
     app.cli.add_command(runserver)
     app.shell_context_processor(shell_context)
 
@@ -26,22 +27,13 @@ def shell_context():
     return {"db": db, "User": User, "Token": Token, "Message": Message}
 
 
-@click.command()
-@click.option("--drop-first", is_flag=True,
-              help="Drop all tables first, which deletes every user and message.")
-@with_appcontext
-def createdb(drop_first):
-    """Create the database tables that do not exist yet."""
-    if drop_first:
-        db.drop_all()
-        click.echo("Dropped all tables.")
-    db.create_all()
-    click.echo(f"Created the missing tables in {db.engine.url.render_as_string()}.")
-
-
-def missing_tables():
-    """Return the names of the model tables that the database does not have yet."""
-    return sorted(set(db.metadata.tables) - set(inspect(db.engine).get_table_names()))
+def database_is_up_to_date():
+    """Tell whether every migration script has been applied to the database."""
+    config = current_app.extensions["migrate"].migrate.get_config()
+    newest = set(ScriptDirectory.from_config(config).get_heads())
+    with db.engine.connect() as connection:
+        applied = set(MigrationContext.configure(connection).get_current_heads())
+    return applied == newest
 
 
 @click.command()
@@ -57,10 +49,9 @@ def missing_tables():
 @with_appcontext
 def runserver(host, port, debug, reload):
     """Run the chat on Werkzeug's development server, with the presence thread."""
-    missing = missing_tables()
-    if missing:  # every request would fail, and so would every presence sweep
-        raise click.ClickException(f"the database has no {', '.join(missing)} tables yet:"
-                                   " run `python manage.py createdb` first")
+    if not database_is_up_to_date():  # requests and presence sweeps would fail
+        raise click.ClickException("the database is not up to date with the migrations:"
+                                   " run `python manage.py db upgrade` first")
     if debug is None:
         debug = get_debug_flag()  # set by `manage.py --debug runserver`
     if reload is None:

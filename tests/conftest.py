@@ -1,12 +1,18 @@
 """Fixtures that every test module can use: the app, its client, a clock and accounts."""
 import ipaddress
+import secrets
 import socket
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from flack import create_app, utils
 from flack.models import db
-from tests.helpers import Accounts
+from tests.helpers import POSTGRES_URL, Accounts, settings_with_database
+
+# Every test that uses the app runs on SQLite, and again on PostgreSQL when there is one.
+APP_DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
 
 @pytest.fixture(autouse=True)
@@ -33,14 +39,33 @@ def no_internet(monkeypatch):
 
 
 @pytest.fixture
-def app():
+def postgres_url():
+    """The URL of a new, empty PostgreSQL schema of our own, dropped after the test."""
+    schema = f"flack_test_{secrets.token_hex(6)}"
+    admin = create_engine(POSTGRES_URL, poolclass=NullPool)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    # The schema comes first in the search path, so every table is made in it.
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=APP_DATABASES)
+def app(request):
     """A new application for each test: the testing settings and empty tables."""
-    app = create_app("testing")
+    database_url = "sqlite://"
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("postgres_url")
+    app = create_app(settings_with_database(database_url))
     with app.app_context():
         db.create_all()
         yield app
         db.session.remove()
         db.drop_all()
+        db.engine.dispose()  # close its connections before the schema is dropped
 
 
 @pytest.fixture

@@ -1,14 +1,28 @@
 """Plain helper functions, classes and constants for the tests; the fixtures are in conftest.py."""
+import os
 from pathlib import Path
 
+import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import func, select
 
+import config
 from flack.models import db
 
 ROOT = Path(__file__).resolve().parent.parent  # the project's top folder
 PACKAGE = ROOT / "flack"
 PASSWORD = "correct horse"
+
+# A PostgreSQL server to test with, such as postgresql://postgres@127.0.0.1:5432/test.
+POSTGRES_URL = os.environ.get("FLACK_TEST_POSTGRES_URL")
+needs_postgres = pytest.mark.skipif(
+    not POSTGRES_URL, reason="FLACK_TEST_POSTGRES_URL is not set: no PostgreSQL to test with")
+
+
+def settings_with_database(database_url):
+    """Return the testing settings with another database."""
+    return type("TestingConfig", (config.TestingConfig,),
+                {"SQLALCHEMY_DATABASE_URI": database_url})
 
 
 def post_message(client, auth, source="hello"):

@@ -15,7 +15,7 @@ from flask.cli import ScriptInfo
 import manage
 from flack import commands
 from flack.models import Message, Token, User, db
-from tests.helpers import PASSWORD, ROOT, count
+from tests.helpers import PASSWORD, ROOT
 
 
 def free_port():
@@ -45,13 +45,13 @@ def manage_py(*args, **kwargs):
                           capture_output=True, timeout=60, **kwargs)
 
 
-def test_createdb_and_runserver_serve_the_chat(tmp_path):
+def test_db_upgrade_and_runserver_serve_the_chat(tmp_path):
     # A real process imports the package from scratch, as `make run` does.
     env = dict(os.environ, FLACK_CONFIG="development",
                DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite")
-    created = manage_py("createdb", env=env)
-    assert created.returncode == 0, created.stderr
-    assert "chat.sqlite" in created.stdout
+    upgraded = manage_py("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "Running upgrade  -> " in upgraded.stderr  # env.py shows Alembic's progress
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--port", str(port)], cwd=ROOT, env=env,
@@ -71,25 +71,16 @@ def test_createdb_and_runserver_serve_the_chat(tmp_path):
     assert "Traceback" not in errors
 
 
-def test_runserver_refuses_a_database_without_tables(app, fake_server):
-    db.drop_all()
-    result = app.test_cli_runner().invoke(args=["runserver"])
-    assert result.exit_code == 1
-    assert "python manage.py createdb" in result.output
-    assert "messages, tokens, users" in result.output
-    assert fake_server.runs == [] and fake_server.presence_threads == 0
-
-
-def test_createdb_keeps_rows_unless_dropping_first(app, accounts):
+def test_runserver_refuses_a_database_without_the_latest_migration(app, fake_server):
     runner = app.test_cli_runner()
-    accounts.register()
-    result = runner.invoke(args=["createdb"])
-    assert result.exit_code == 0, result.output
-    assert count(User) == 1
-    result = runner.invoke(args=["createdb", "--drop-first"])
-    assert result.exit_code == 0, result.output
-    assert "Dropped" in result.output
-    assert count(User) == 0
+    # The tables exist, but no migration is recorded, as after an older stage's createdb.
+    assert runner.invoke(args=["db", "stamp", "--purge", "base"]).exit_code == 0
+    result = runner.invoke(args=["runserver"])
+    assert result.exit_code == 1
+    assert "run `python manage.py db upgrade` first" in result.output
+    db.drop_all()  # and with no tables at all
+    assert runner.invoke(args=["runserver"]).exit_code == 1
+    assert fake_server.runs == [] and fake_server.presence_threads == 0
 
 
 class FakePresenceThread:
@@ -130,6 +121,8 @@ class FakeServer:
 @pytest.fixture
 def fake_server(app, monkeypatch):
     """Run runserver without a server, and record what it would have started."""
+    # The app fixture made the tables; this records them as the latest migration's.
+    assert app.test_cli_runner().invoke(args=["db", "stamp", "head"]).exit_code == 0
     fake = FakeServer()
     monkeypatch.setattr(commands, "run_simple", fake.run_simple)
     monkeypatch.setattr(commands, "PresenceThread", fake.presence_thread)
@@ -204,5 +197,5 @@ def test_flask_command_finds_the_app_commands():
                             cwd=ROOT, text=True, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     commands = re.findall(r"^  (\w+) ", result.stdout, re.MULTILINE)
-    assert {"createdb", "runserver", "shell", "routes"} <= set(commands)
+    assert {"db", "runserver", "shell", "routes"} <= set(commands)
     assert not {"test", "lint"} & set(commands)  # those two belong to manage.py
