@@ -1,17 +1,24 @@
-# Everyday commands for this stage: `make run` starts the chat, `make test` runs the tests
-# and reports their coverage, `make lint` checks the code style. They call manage.py,
-# which has more commands, and create the virtual environment on first use. VENV can
-# point elsewhere: the stage checker shares one environment between stages with the
-# same requirements.
+# Everyday commands for this stage: `make run` starts the chat on the development
+# server, `make serve` on gunicorn as in production (honcho runs the Procfile's release
+# process, then its web process), `make test` runs the tests and reports their coverage,
+# `make lint` checks the code style. They call manage.py, which has more commands, and
+# create the virtual environment on first use. VENV can point elsewhere: the stage
+# checker shares one environment between stages with the same requirements.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint
+.PHONY: run serve test lint
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py db upgrade
 	$(BIN)/python manage.py runserver
+
+# honcho runs the Procfile's commands, which find python and gunicorn on the PATH.
+serve: export PATH := $(abspath $(BIN)):$(PATH)
+serve: $(VENV)/.installed
+	$(BIN)/honcho start release
+	$(BIN)/honcho start web
 
 test: $(VENV)/.installed
 	$(BIN)/python manage.py test --cov

@@ -1,5 +1,8 @@
 """Plain helper functions, classes and constants for the tests; the fixtures are in conftest.py."""
 import os
+import socket
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,27 @@ def settings_with_database(database_url):
     """Return the testing settings with another database."""
     return type("TestingConfig", (config.TestingConfig,),
                 {"SQLALCHEMY_DATABASE_URI": database_url})
+
+
+def free_port():
+    """Return a loopback TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_server(url, server, seconds=30, opener=None):
+    """Wait until a starting server answers at url, or fail if it never does."""
+    opener = opener or urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the server exited"
+        try:
+            with opener.open(url, timeout=2):
+                return opener
+        except OSError:
+            time.sleep(0.1)  # a process starting up, not a clock a test could control
+    pytest.fail(f"no answer from {url} within {seconds} seconds")
 
 
 def post_message(client, auth, source="hello"):

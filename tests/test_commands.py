@@ -2,10 +2,8 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -15,28 +13,7 @@ from flask.cli import ScriptInfo
 import manage
 from flack import commands
 from flack.models import Message, Token, User, db
-from tests.helpers import PASSWORD, ROOT
-
-
-def free_port():
-    """Return a loopback TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_server(url, server, seconds=30):
-    """Wait until a starting server answers at url, or fail if it never does."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "the server exited"
-        try:
-            with opener.open(url, timeout=2):
-                return opener
-        except OSError:
-            time.sleep(0.1)  # a process starting up, not a clock a test could control
-    pytest.fail(f"no answer from {url} within {seconds} seconds")
+from tests.helpers import PASSWORD, ROOT, free_port, wait_for_server
 
 
 def manage_py(*args, **kwargs):

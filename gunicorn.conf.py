@@ -1,0 +1,53 @@
+"""Gunicorn's settings for Flack: `gunicorn -c gunicorn.conf.py flack.wsgi:app`.
+
+Gunicorn reads this file as Python. GUNICORN_CMD_ARGS, and options on the
+command line, override any setting here: GUNICORN_CMD_ARGS="--worker-class gevent"
+swaps eventlet for gevent without touching this file.
+"""
+import os
+import sys
+
+# HOST and PORT, like `manage.py runserver`. Only this machine can connect by
+# default, as when nginx runs beside gunicorn; a platform that routes outside
+# traffic to the process (a PaaS) needs HOST=0.0.0.0, and sets PORT itself.
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+
+# Each connection gets a green thread, so a slow client or a long request does
+# not hold up everyone else. Eventlet is deprecated (gunicorn 26 removes its
+# worker); gevent is the other green-thread worker, and works the same here.
+worker_class = "eventlet"
+# One process: request statistics and the presence thread live in its memory,
+# until later stages of the tutorial move them out of it.
+workers = 1
+# The most connections the worker holds at once; more wait in the queue.
+worker_connections = 1000
+
+# Seconds a worker may go without checking in before gunicorn restarts it: with
+# green threads, code that never waits for I/O blocks all the others as well.
+timeout = 30
+# Seconds that requests in progress get to finish when the server stops.
+graceful_timeout = 10
+# Seconds an idle connection stays open for the client's next request.
+keepalive = 5
+
+# The app is imported in the worker, after the worker has monkey patched the
+# standard library for green threads, so that its presence thread is one too.
+preload_app = False
+
+# Logs go to the console, where honcho, systemd or a PaaS collect them.
+accesslog = "-"
+errorlog = "-"
+
+# Addresses whose X-Forwarded-Proto header is believed: nginx on this machine.
+forwarded_allow_ips = "127.0.0.1,::1"
+
+# Gunicorn 25 opens a control socket for the gunicornc tool, at a path that
+# all of one user's gunicorns share. Flack does not use it.
+control_socket_disable = True
+
+
+def worker_exit(server, worker):
+    """Stop the worker's presence thread, if flack.wsgi has started one."""
+    wsgi = sys.modules.get("flack.wsgi")  # absent if the app failed to load
+    if wsgi is not None:
+        wsgi.presence.stop()

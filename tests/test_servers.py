@@ -1,0 +1,265 @@
+"""Production servers: the Procfile's gunicorn, with eventlet or gevent, and nginx in front.
+
+Everything here is a real process: gunicorn runs the Procfile's web command, and
+nginx runs deploy/nginx.conf. Eventlet and gevent are only ever imported inside
+gunicorn's worker, never in the test process.
+"""
+import base64
+import http.client
+import json
+import os
+import shlex
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PACKAGE, PASSWORD, ROOT, free_port, wait_for_server
+
+# The worker classes, and the GUNICORN_CMD_ARGS that choose them: eventlet is the Procfile's.
+WORKERS = {"eventlet": "", "gevent": "--worker-class gevent"}
+# Debian installs nginx in /usr/sbin, which is not on every user's PATH.
+NGINX = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin")
+OPENSSL = shutil.which("openssl")
+needs_nginx = pytest.mark.skipif(
+    NGINX is None or OPENSSL is None,
+    reason="needs the nginx and openssl commands (Debian: apt-get install nginx openssl)")
+
+
+def procfile_command(process_type):
+    """Return the command of a process type in the Procfile, split into arguments."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process_type:
+            return shlex.split(command)
+    pytest.fail(f"the Procfile has no {process_type} process")
+
+
+def prepare_database(env):
+    """Run the Procfile's release process, which creates the tables of env's database."""
+    result = subprocess.run(procfile_command("release"), cwd=ROOT, env=env,
+                            text=True, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+class Client:
+    """Send JSON requests to a server and read its JSON answers, errors included."""
+
+    def __init__(self, base, opener):
+        self.base = base
+        self.opener = opener
+
+    def call(self, method, path, body=None, headers=()):
+        """Send a request; body is JSON unless it is bytes. Return the status and JSON."""
+        headers = dict(headers)
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=body, headers=headers,
+                                         method=method)
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            with error:
+                assert error.headers.get_content_type() == "application/json"
+                return error.code, json.load(error)
+
+    def login(self, nickname="susan"):
+        """Register a user, get a token, and return the Authorization header."""
+        status, _ = self.call("POST", "/api/users", {"nickname": nickname, "password": PASSWORD})
+        assert status == 201
+        basic = base64.b64encode(f"{nickname}:{PASSWORD}".encode()).decode()
+        status, body = self.call("POST", "/api/tokens", headers={"Authorization": f"Basic {basic}"})
+        assert status == 200
+        return {"Authorization": f"Bearer {body['token']}"}
+
+
+class Gunicorn:
+    """The Procfile's web process, on a free port and with a new database."""
+
+    def __init__(self, tmp_path, worker_args):
+        self.port = free_port()
+        env = dict(os.environ, FLACK_CONFIG="production", SECRET_KEY="not secret",
+                   DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite",
+                   HOST="127.0.0.1", PORT=str(self.port), GUNICORN_CMD_ARGS=worker_args,
+                   # Presence sweeps quick enough for a test to wait for.
+                   PRESENCE_TIMEOUT="1", PRESENCE_CHECK_INTERVAL="0.2",
+                   # The Procfile's commands are looked up on the PATH: this virtualenv first.
+                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        prepare_database(env)
+        self.log, self.errors = tmp_path / "gunicorn.out", tmp_path / "gunicorn.err"
+        with self.log.open("w") as out, self.errors.open("w") as err:
+            # A session of its own, so that the test can find every process it starts.
+            self.process = subprocess.Popen(procfile_command("web"), cwd=ROOT, env=env,
+                                            stdout=out, stderr=err, start_new_session=True)
+        base = f"http://127.0.0.1:{self.port}"
+        self.client = Client(base, wait_for_server(f"{base}/api/stats", self.process))
+
+    def kill(self):
+        """Kill whatever is left of the server's processes."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+
+@pytest.fixture(params=WORKERS)
+def gunicorn(request, tmp_path):
+    """A running gunicorn with each worker class in turn."""
+    server = Gunicorn(tmp_path, WORKERS[request.param])
+    yield server
+    server.kill()
+
+
+def test_gunicorn_serves_the_api(gunicorn):
+    client = gunicorn.client
+    auth = client.login()
+    status, message = client.call("POST", "/api/messages", {"source": "hello"}, auth)
+    assert status == 201
+    status, body = client.call("GET", "/api/messages")
+    assert status == 200
+    assert [m["source"] for m in body["messages"]] == ["hello"]
+    assert body["messages"][0]["id"] == message["id"]
+
+
+def test_gunicorn_answers_bad_requests_with_json_errors(gunicorn):
+    client = gunicorn.client
+    auth = client.login()
+    json_header = {"Content-Type": "application/json"}
+    too_large = json.dumps({"source": "x" * 70_000}).encode()
+    assert client.call("POST", "/api/messages", b"hello", auth)[0] == 415
+    assert client.call("POST", "/api/messages", b"{", {**auth, **json_header})[0] == 400
+    assert client.call("POST", "/api/messages", {}, auth)[0] == 400
+    assert client.call("POST", "/api/messages", too_large, {**auth, **json_header})[0] == 413
+    assert client.call("POST", "/api/messages", {"source": "hi"})[0] == 401
+    bad_token = {"Authorization": "Bearer not-a-token"}
+    assert client.call("POST", "/api/messages", {"source": "hi"}, bad_token)[0] == 401
+    assert client.call("GET", "/api/users/999")[0] == 404
+    assert "Traceback" not in gunicorn.errors.read_text()
+
+
+def test_presence_thread_marks_idle_users_offline(gunicorn):
+    client = gunicorn.client
+    auth = client.login()
+    assert client.call("GET", "/api/users", headers=auth)[1]["users"][0]["online"] is True
+    deadline = time.monotonic() + 10
+    while client.call("GET", "/api/users")[1]["users"][0]["online"]:
+        assert time.monotonic() < deadline, "the user is still online"
+        time.sleep(0.1)  # the presence thread's sweeps, every 0.2 seconds
+
+
+def test_gunicorn_stops_cleanly_on_sigterm(gunicorn):
+    gunicorn.client.login()
+    os.kill(gunicorn.process.pid, signal.SIGTERM)
+    assert gunicorn.process.wait(timeout=5) == 0
+    with pytest.raises(ProcessLookupError):  # its workers are gone too
+        os.killpg(gunicorn.process.pid, 0)
+    assert "Traceback" not in gunicorn.errors.read_text()
+
+
+def replace(text, old, new):
+    """Replace a piece of text that must be there."""
+    assert old in text, f"deploy/nginx.conf no longer has {old!r}"
+    return text.replace(old, new)
+
+
+def nginx_config(tmp_path, upstream_port):
+    """Write deploy/nginx.conf for this machine into tmp_path, and return the addresses.
+
+    The site gets a self-signed certificate, the package's static folder, free
+    ports on the loopback address and its upstream's port, and a main nginx.conf
+    that keeps all of nginx's files in tmp_path.
+    """
+    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                    "-subj", "/CN=flack.example.com", "-keyout", tmp_path / "privkey.pem",
+                    "-out", tmp_path / "fullchain.pem"], check=True, capture_output=True)
+    http_port, https_port = free_port(), free_port()
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    site = replace(site, "/etc/letsencrypt/live/flack.example.com/", f"{tmp_path}/")
+    site = replace(site, "/srv/flack/flack/static/", f"{PACKAGE}/static/")
+    site = replace(site, "server 127.0.0.1:5000;", f"server 127.0.0.1:{upstream_port};")
+    site = replace(site, "listen 80;", f"listen 127.0.0.1:{http_port};")
+    site = replace(site, "listen 443 ", f"listen 127.0.0.1:{https_port} ")
+    # Only the loopback address, and this machine may have no IPv6.
+    site = "\n".join(line for line in site.splitlines() if "listen [::]" not in line)
+    (tmp_path / "site.conf").write_text(site)
+    temp_paths = "\n".join(f"    {kind}_temp_path {tmp_path}/{kind};"
+                           for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    # One process in the foreground, running as this user.
+    (tmp_path / "nginx.conf").write_text(f"""\
+daemon off;
+master_process off;
+pid {tmp_path}/nginx.pid;
+error_log stderr;
+events {{}}
+http {{
+    access_log off;
+{temp_paths}
+    include {tmp_path}/site.conf;
+}}
+""")
+    return http_port, https_port
+
+
+def nginx_command(tmp_path, *args):
+    """Return the command that runs nginx with the configuration in tmp_path."""
+    return [NGINX, "-e", "stderr", "-p", tmp_path, "-c", tmp_path / "nginx.conf", *args]
+
+
+@needs_nginx
+def test_nginx_accepts_the_site_config(tmp_path):
+    nginx_config(tmp_path, free_port())
+    result = subprocess.run(nginx_command(tmp_path, "-t"), text=True, capture_output=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr
+
+
+@needs_nginx
+@pytest.mark.parametrize("gunicorn", ["eventlet"], indirect=True)
+def test_nginx_serves_the_chat_over_https(gunicorn, tmp_path):
+    http_port, https_port = nginx_config(tmp_path, gunicorn.port)
+    server = subprocess.Popen(nginx_command(tmp_path), stderr=subprocess.PIPE, text=True)
+    try:
+        unverified = ssl.create_default_context()  # the certificate is self-signed
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=unverified))
+        base = f"https://127.0.0.1:{https_port}"
+        client = Client(base, wait_for_server(f"{base}/api/stats", server, opener=opener))
+        auth = client.login()
+        status, body = client.call("GET", "/api/users", headers=auth)
+        assert status == 200 and body["users"][0]["nickname"] == "susan"
+        with opener.open(f"{base}/api/stats", timeout=10) as response:
+            assert response.headers["Strict-Transport-Security"]
+        # The static files come from the disk: gunicorn never sees them.
+        with opener.open(f"{base}/static/css/flack.css", timeout=10) as response:
+            assert response.read() == (PACKAGE / "static" / "css" / "flack.css").read_bytes()
+        requests_seen = gunicorn.log.read_text()  # gunicorn's access log
+        assert "/api/users" in requests_seen and "/static/" not in requests_seen
+        # A body too large for Flask, but not for nginx: the app's JSON 413.
+        too_large = json.dumps({"source": "x" * 70_000}).encode()
+        headers = {**auth, "Content-Type": "application/json"}
+        assert client.call("POST", "/api/messages", too_large, headers)[0] == 413
+        plain = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        plain.request("GET", "/api/users")
+        response = plain.getresponse()
+        plain.close()
+        assert response.status == 301
+        assert response.headers["Location"] == "https://127.0.0.1/api/users"
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=10)
+    assert "[error]" not in errors and "[emerg]" not in errors
