@@ -18,8 +18,10 @@ import this module and call stages(), app_diff(), numstat() and friends.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -29,6 +31,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import diffview
+import filetree
+import pictures
 
 # Paths that may change in any commit. Everything else is an app path and
 # changes only in stage commits. Keep this list in step with docs/ and STAGES.md.
@@ -370,28 +376,106 @@ def venv_for(stage):
     return cache_dir() / "venvs" / requirements_hash(stage)
 
 
-def check_stage(stage, timeout):
-    """Run `make test` at the stage's commit in a temporary worktree; return (result, log path)."""
-    venv = venv_for(stage)
-    logs = cache_dir() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{stage.version}-{stage.sha[:10]}.log"
+@contextlib.contextmanager
+def stage_tree(stage):
+    """Check the stage's commit out into a temporary worktree; yield its folder, then remove it."""
     work = Path(tempfile.mkdtemp(prefix=f"flack-{stage.version}-"))
     tree = work / "tree"
     try:
         git("worktree", "add", "--detach", str(tree), stage.sha)
-        result = run_logged(["make", "test", f"VENV={venv}"], tree, log_path, timeout)
+        yield tree
     finally:
         git("worktree", "remove", "--force", str(tree), check=False)
         git("worktree", "prune", check=False)
         shutil.rmtree(work, ignore_errors=True)
-    return result, log_path
+
+
+def check_stage(stage, timeout):
+    """Run `make test` at the stage's commit in a temporary worktree.
+
+    Return (result, log path, facts); facts are the stage's test counts when it passed.
+    """
+    venv = venv_for(stage)
+    logs = cache_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{stage.version}-{stage.sha[:10]}.log"
+    with stage_tree(stage) as tree:
+        result = run_logged(["make", "test", f"VENV={venv}"], tree, log_path, timeout)
+        counts = collect_facts(stage, tree, venv) if result == "pass" else None
+    return result, log_path, counts
 
 
 def log_tail(path, lines=LOG_TAIL_LINES):
     """Return the last lines of a log file."""
     text = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     return "\n".join(text[-lines:])
+
+
+# --- stage facts: the test counts the pages state ------------------------------
+
+FACTS_FILE = "docs/data/stage-facts.json"
+FACTS_PLUGIN_DIR = Path(__file__).resolve().parent / "pytest_facts"
+
+
+def facts_path():
+    """Return the committed JSON file that holds each stage's test counts."""
+    return top_dir() / FACTS_FILE
+
+
+def load_facts():
+    """Return the recorded facts, by version ({} when there is no file yet)."""
+    path = facts_path()
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))["stages"]
+
+
+def save_facts(facts):
+    """Write the facts, by version in stage order, to the committed JSON file."""
+    ordered = dict(sorted(facts.items(), key=lambda item: version_key(item[0])))
+    data = {"about": "Written by tutorial/stage.py (check, facts); see tutorial/README.md.",
+            "stages": ordered}
+    write(facts_path(), json.dumps(data, indent=2) + "\n")
+
+
+def stage_facts(stage, facts):
+    """Return the recorded facts of a stage, or None when missing or recorded for another commit."""
+    found = facts.get(stage.version)
+    return found if found and found.get("sha") == stage.sha else None
+
+
+def collect_facts(stage, tree, venv):
+    """Count the stage's tests with `pytest --collect-only` in its tree: no test runs.
+
+    Counted on SQLite alone (FLACK_TEST_POSTGRES_URL unset), as `make test` runs
+    on a machine without PostgreSQL; "skipped" counts the tests whose skip marks
+    apply here.
+    """
+    env = make_env()
+    env.pop("FLACK_TEST_POSTGRES_URL", None)
+    with tempfile.TemporaryDirectory() as temp:
+        out = Path(temp) / "facts.json"
+        env.update(FLACK_FACTS_OUT=str(out), PYTHONPATH=str(FACTS_PLUGIN_DIR))
+        command = [str(venv / "bin" / "python"), "-m", "pytest", "--collect-only", "-q",
+                   "-p", "flack_stage_facts", "-p", "no:cacheprovider"]
+        result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL)
+        if result.returncode != 0 or not out.exists():
+            tail = "\n".join(result.stdout.splitlines()[-LOG_TAIL_LINES:])
+            raise StageError(f"{stage.version}: pytest --collect-only failed:\n{tail}")
+        counts = json.loads(out.read_text(encoding="utf-8"))
+    return {"sha": stage.sha, "tests": counts["tests"], "skipped": counts["skipped"]}
+
+
+def ensure_venv(stage, tree):
+    """Build the stage's shared venv from its own requirements, unless it exists."""
+    venv = venv_for(stage)
+    result = subprocess.run(["make", f"VENV={venv}", f"{venv}/.installed"], cwd=tree,
+                            env=make_env(), capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise StageError(f"{stage.version}: building {venv} failed:\n{result.stderr.strip()}")
+    return venv
 
 
 # --- generated docs ------------------------------------------------------------
@@ -438,25 +522,64 @@ def stage_map(all_stages):
     return "\n".join(rows) + "\n"
 
 
-def diff_page(stage):
-    """Return markdown with the stage's app diff: a summary, then one collapsed block per file."""
+def coloured_diff(stage):
+    """Return the stage's app diff with git's move detection, one colour per kind of line."""
+    colours = [arg for slot, colour in diffview.GIT_COLOURS.items()
+               for arg in ("-c", f"color.diff.{slot}={colour}")]
+    return git(*colours, "diff", "-M", *diffview.DIFF_OPTIONS, stage.base, stage.sha,
+               "--", *app_pathspecs())
+
+
+def app_files(rev):
+    """Return the app paths in a commit's tree (none for the empty tree)."""
+    # ls-tree takes no exclude pathspecs; a diff from the empty tree lists the same files.
+    out = git("diff", "--name-only", "--no-renames", "-z", empty_tree(), rev, "--", *app_pathspecs())
+    return [path for path in out.split("\0") if path]
+
+
+def previous_stage(stage, all_stages):
+    """Return the stage before this one, or None for the first."""
+    index = [s.version for s in all_stages].index(stage.version)
+    return all_stages[index - 1] if index else None
+
+
+def see_it_locally(stage, before):
+    """Return markdown with the commands that show the stage's change in a clone."""
+    if before is None:
+        lines = [(f"git show --stat {stage.version}", "the files of the first stage"),
+                 (f"python3 tutorial/stage.py diff {stage.version}", "all of their code")]
+    else:
+        moved = "--color-moved=zebra --color-moved-ws=allow-indentation-change"
+        lines = [(f"python3 tutorial/stage.py diff {stage.version}",
+                  "the application's change, moved code coloured"),
+                 (f"git diff {moved} {before.version} {stage.version}",
+                  "the same, with the tutorial's own files"),
+                 (f"git diff --stat {before.version} {stage.version}", "only the list of files")]
+    block = "\n".join(f"# {comment}\n{command}" for command, comment in lines)
+    return ("To see this change in your clone (run `make tags` first in a fresh clone, "
+            "which has no tags):\n\n```bash\n" + block + "\n```\n")
+
+
+def diff_page(stage, all_stages):
+    """Return the generated part of a stage's page: commands, trees, pictures and the change."""
     changes = numstat(stage)
+    before = previous_stage(stage, all_stages)
+    parts = [see_it_locally(stage, before)]
+    parts.extend(pictures.for_stage(stage, all_stages, git))
+    parts.append(filetree.trees_html(
+        app_files(stage.base), app_files(stage.sha), changes,
+        f"Before ({before.version})" if before else "Before", f"After ({stage.version})"))
     if not changes:
-        return "This stage changes no application file.\n"
-    added = sum(change.added for change in changes)
-    removed = sum(change.removed for change in changes)
-    files = "1 file" if len(changes) == 1 else f"{len(changes)} files"
-    parts = [f"{files} changed, +{added} −{removed}.\n"]
-    for change in changes:
-        title = change.label.replace('"', "&quot;")
-        if change.binary:
-            parts.append(f'??? note "{title} — binary"\n\n    A binary file, not shown.\n')
-            continue
-        text = app_diff(stage, paths=sorted({change.old_path, change.path})).rstrip("\n")
-        fence = fence_for(text)
-        block = f"{fence}diff\n{text}\n{fence}"
-        parts.append(f'??? note "{title} — +{change.added} −{change.removed}"\n\n{indent(block)}\n')
-    return "\n".join(parts)
+        parts.append("This stage changes no application file.")
+        return "\n\n".join(parts) + "\n"
+
+    def show(side, path):
+        """Return a version of a file: before the stage or at it."""
+        return git("show", f"{stage.base if side == 'old' else stage.sha}:{path}")
+
+    diffs = diffview.parse(coloured_diff(stage), changes, show)
+    parts.append(diffview.stage_html(diffs))
+    return "\n\n".join(parts) + "\n"
 
 
 def commands_page(stage):
@@ -520,14 +643,18 @@ def cmd_check(args):
             shutil.rmtree(venv, ignore_errors=True)
     timeout = args.timeout * 60
     results = []
+    facts = load_facts()
     for stage in selected:
         print(f"==> {stage.version} {stage.sha[:10]} {stage.subject}", flush=True)
         started = time.monotonic()
-        result, log_path = check_stage(stage, timeout)
+        result, log_path, counts = check_stage(stage, timeout)
         seconds = time.monotonic() - started
         print(f"    {result} in {seconds:.0f}s, log: {log_path}", flush=True)
         if result != "pass":
             print(indent(log_tail(log_path)), flush=True)
+        else:
+            facts[stage.version] = counts
+            save_facts(facts)
         results.append((stage, result, seconds))
     print()
     print(f"{'stage':<7} {'result':<8} {'time':>7}  subject")
@@ -539,6 +666,25 @@ def cmd_check(args):
               f"failed: {', '.join(failed)}")
         return 1
     print(f"\nall {len(results)} {'stage' if len(results) == 1 else 'stages'} passed")
+    return 0
+
+
+def cmd_facts(args):
+    """Record each stage's test counts in the facts file, collecting its tests without running them."""
+    selected = select_stages(args.versions, args.rev)
+    if not selected:
+        raise StageError("no stages found")
+    facts = load_facts()
+    for stage in selected:
+        if not args.force and stage_facts(stage, facts):
+            print(f"{stage.version}: up to date")
+            continue
+        with stage_tree(stage) as tree:
+            facts[stage.version] = collect_facts(stage, tree, ensure_venv(stage, tree))
+        save_facts(facts)
+        counts = facts[stage.version]
+        print(f"{stage.version}: {counts['tests']} tests, {counts['skipped']} skipped without PostgreSQL")
+    print(f"facts in {FACTS_FILE}")
     return 0
 
 
@@ -573,7 +719,7 @@ def cmd_docs(args):
         raise StageError("every stage needs a page; missing: " + ", ".join(missing))
     write(out / "stage-map.md", stage_map(found))
     for stage in found:
-        write(out / "stages" / f"{stage.version}-diff.md", diff_page(stage))
+        write(out / "stages" / f"{stage.version}-diff.md", diff_page(stage, found))
         write(out / "stages" / f"{stage.version}-commands.md", commands_page(stage))
     print(f"wrote the stage map and the diffs and commands of {len(found)} stage(s) to {out}")
     return 0
@@ -609,6 +755,12 @@ def parser():
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_MINUTES,
                        help=f"minutes per stage (default {DEFAULT_TIMEOUT_MINUTES})")
     check.add_argument("--fresh", action="store_true", help="rebuild the cached venvs first")
+
+    facts = command("facts", cmd_facts, f"record each stage's test counts in {FACTS_FILE}")
+    facts.add_argument("versions", nargs="*", type=version_arg,
+                       help="stages to count (default: all)")
+    facts.add_argument("--force", action="store_true",
+                       help="count again even when the recorded facts are for the same commit")
 
     diff = command("diff", cmd_diff, "show what a stage changed in the app")
     diff.add_argument("version", type=version_arg)
