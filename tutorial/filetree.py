@@ -49,7 +49,7 @@ def render(node, prefix, marks, indent=""):
         else:
             n = count_files(child)
             lines.append(f'{indent}{branch}{html.escape(name)}/ <span class="ft-folded">'
-                         f"({n} file{'s' if n != 1 else ''}, unchanged)</span>")
+                         f"({n} file{'s' if n != 1 else ''})</span>")
     return lines
 
 
@@ -81,5 +81,6 @@ def trees_html(before_paths, after_paths, changes, before_title, after_title):
                        f"<pre>{body}</pre></div>")
     legend = ('<p class="ft-legend"><span class="ft-new">new or renamed here</span> '
               '<span class="ft-changed">changed</span> '
-              '<span class="ft-gone">deleted or renamed away</span></p>')
+              '<span class="ft-gone">deleted or renamed away</span> '
+              '<span class="ft-folded">(n files): a folder in which nothing changed</span></p>')
     return '<div class="flack-trees">' + "".join(columns) + "</div>" + legend

@@ -480,9 +480,33 @@ def ensure_venv(stage, tree):
 
 # --- generated docs ------------------------------------------------------------
 
+# Characters that Python-Markdown would read as markup (emphasis, links, attributes,
+# tables); generated text escapes them so that a name like __init__ stays a name.
+MARKDOWN_SPECIAL = re.compile(r"([\\*_{}\[\]()!#|+-])")
+CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+
+
+def escape_markdown(text):
+    """Make plain text render as itself in Markdown: no emphasis, links or HTML."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("`", "\\`")
+
+
+def markdown_text(text):
+    """Escape text for Markdown but keep its `code spans`, as commit messages write them."""
+    out = []
+    at = 0
+    for match in CODE_SPAN.finditer(text):
+        out.append(escape_markdown(text[at:match.start()]))
+        out.append(match.group())
+        at = match.end()
+    out.append(escape_markdown(text[at:]))
+    return "".join(out)
+
+
 def table_cell(text):
-    """Make text safe for a markdown table cell."""
-    return text.replace("|", "\\|").strip()
+    """Make text safe for a markdown table cell: escaped, and no | outside code spans."""
+    return markdown_text(text.strip())
 
 
 def lesson(stage):
@@ -511,14 +535,18 @@ def stage_map(all_stages):
     The links are relative to the docs/ folder: include the table only from
     pages at the top of docs/ (stage-map.md, index.md).
     """
-    rows = ["| Stage | Title | Lesson | Files | Added | Removed |",
-            "|---|---|---|--:|--:|--:|"]
+    rows = ["| Stage | Title | Lesson | Files | Added | Removed | Tests |",
+            "|---|---|---|--:|--:|--:|--:|"]
+    facts = load_facts()
     for stage in all_stages:
         changes = numstat(stage)
         added = sum(change.added for change in changes)
         removed = sum(change.removed for change in changes)
+        counts = stage_facts(stage, facts)
+        tests = counts["tests"] if counts else "?"
         rows.append(f"| [{stage.version}](stages/{stage.version}.md) | {table_cell(stage.title)} "
-                    f"| {table_cell(lesson(stage))} | {len(changes)} | +{added} | −{removed} |")
+                    f"| {table_cell(lesson(stage))} | {len(changes)} | +{added} | −{removed} "
+                    f"| {tests} |")
     return "\n".join(rows) + "\n"
 
 
@@ -565,7 +593,10 @@ def diff_page(stage, all_stages):
     changes = numstat(stage)
     before = previous_stage(stage, all_stages)
     parts = [see_it_locally(stage, before)]
-    parts.extend(pictures.for_stage(stage, all_stages, git))
+    try:
+        parts.extend(pictures.for_stage(stage, all_stages, git))
+    except pictures.PictureError as error:
+        raise StageError(f"{stage.version}: {error}") from None
     parts.append(filetree.trees_html(
         app_files(stage.base), app_files(stage.sha), changes,
         f"Before ({before.version})" if before else "Before", f"After ({stage.version})"))
@@ -592,7 +623,21 @@ def commands_page(stage):
     ]
     width = max(len(command) for command, _ in commands) + 2
     lines = [f"{command:<{width}}# {comment}" for command, comment in commands]
-    return "```bash\n" + "\n".join(lines) + "\n```\n"
+    return "```bash\n" + "\n".join(lines) + "\n```\n\n" + tests_sentence(stage)
+
+
+def tests_sentence(stage):
+    """Return the generated sentence that states the stage's test count ("" if unknown)."""
+    counts = stage_facts(stage, load_facts())
+    if counts is None:
+        return ""
+    sentence = f"At this stage, pytest collects {counts['tests']} tests"
+    if counts["skipped"]:
+        passed = counts["tests"] - counts["skipped"]
+        sentence += (f": {passed} run on SQLite alone, and {counts['skipped']} skip "
+                     "unless `FLACK_TEST_POSTGRES_URL` points to a PostgreSQL server")
+    return f'<span class="flack-test-count">{sentence}.</span>\n'
+
 
 
 def write(path, text):
@@ -718,6 +763,11 @@ def cmd_docs(args):
     if missing:
         raise StageError("every stage needs a page; missing: " + ", ".join(missing))
     write(out / "stage-map.md", stage_map(found))
+    facts = load_facts()
+    unknown = [stage.version for stage in found if stage_facts(stage, facts) is None]
+    if unknown:
+        print(f"stage.py: no test counts for {', '.join(unknown)} in {FACTS_FILE}: "
+              "run `python3 tutorial/stage.py facts` (or make stages)", file=sys.stderr)
     for stage in found:
         write(out / "stages" / f"{stage.version}-diff.md", diff_page(stage, found))
         write(out / "stages" / f"{stage.version}-commands.md", commands_page(stage))
