@@ -9,12 +9,14 @@ also works in a fresh clone without tags.
     python3 tutorial/stage.py list              # the stages and their tags
     python3 tutorial/stage.py tag               # create the missing tags
     python3 tutorial/stage.py check [vX.Y ...]  # run every stage's tests at its commit
+    python3 tutorial/stage.py facts [vX.Y ...]  # record every stage's test count
     python3 tutorial/stage.py diff vX.Y         # what a stage changed in the app
     python3 tutorial/stage.py history           # check the history rules
     python3 tutorial/stage.py docs              # generate what the mkdocs pages include
 
-Only the Python standard library and the git command are used. Other scripts may
-import this module and call stages(), app_diff(), numstat() and friends.
+The rules are in tutorial/README.md. Only the Python standard library and the git
+command are used, plus Graphviz's dot for the pictures that `docs` draws. Other
+scripts may import this module and call stages(), app_diff(), numstat() and friends.
 """
 
 import argparse
@@ -37,7 +39,7 @@ import filetree
 import pictures
 
 # Paths that may change in any commit. Everything else is an app path and
-# changes only in stage commits. Keep this list in step with docs/ and STAGES.md.
+# changes only in stage commits. Keep this list in step with tutorial/README.md.
 INFRA_PATHS = ["README.md", "docs/", "mkdocs.yml", "tutorial/", "bench/", ".ci/", ".gitignore"]
 
 SUBJECT_RE = re.compile(r"^(?P<title>.*) \((?P<version>v\d+\.\d+)\)$")
@@ -82,16 +84,6 @@ def app_pathspecs():
     return [":/"] + [f":(top,exclude){path}" for path in INFRA_PATHS]
 
 
-def is_app_path(path):
-    """Tell whether a path (relative to the top) is an app path."""
-    for infra in INFRA_PATHS:
-        if infra.endswith("/") and path.startswith(infra):
-            return False
-        if path == infra:
-            return False
-    return True
-
-
 # --- stages ------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -123,11 +115,6 @@ class Stage:
         return self.commits[-1].sha
 
     @property
-    def first_sha(self):
-        """The stage's first commit."""
-        return self.commits[0].sha
-
-    @property
     def subject(self):
         """The subject of the representing commit."""
         return self.commits[-1].subject
@@ -149,11 +136,6 @@ class Stage:
     def base(self):
         """The tree or commit the stage starts from: the parent of its first commit."""
         return self.commits[0].parent or empty_tree()
-
-    @property
-    def key(self):
-        """The version as numbers, for sorting: v0.10 comes after v0.9."""
-        return version_key(self.version)
 
 
 def version_key(version):
@@ -736,7 +718,10 @@ def cmd_facts(args):
 def cmd_diff(args):
     """Print what the stage changed in the app paths."""
     stage = find_stage(args.version, args.rev)
-    extra = ["--stat"] if args.stat else []
+    extra = ["--stat"] if args.stat else ["--color-moved=zebra",
+                                           "--color-moved-ws=allow-indentation-change"]
+    if not args.stat and sys.stdout.isatty():
+        extra.append("--color=always")
     sys.stdout.write(app_diff(stage, extra_args=extra))
     return 0
 
@@ -747,7 +732,7 @@ def cmd_history(args):
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{len(problems)} problem(s): see the history rules in STAGES.md")
+        print(f"{len(problems)} problem(s): see the history rules in tutorial/README.md")
         return 1
     print("rules hold")
     return 0

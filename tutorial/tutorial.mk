@@ -3,8 +3,10 @@
 #
 #   make tags         create the missing vX.Y tags (a fresh clone may have none)
 #   make stages       run every stage's tests at its own commit (STAGES="v0.1 v0.2" for some)
-#   make history      check the history rules of STAGES.md
-#   make docs         generate the stage diffs and build the site into site/
+#   make history      check the history rules of tutorial/README.md
+#   make facts        record each stage's test count in docs/data/stage-facts.json
+#   make docs         generate the stage diffs and pictures, build the site into site/
+#                     (the pictures need Graphviz: apt-get install graphviz)
 #   make docs-serve   the same, served with live reload on http://127.0.0.1:8000
 #   make screenshots  take the screenshots the docs show (SHOTS_OUT=dir to put them elsewhere)
 #
@@ -13,7 +15,7 @@ STAGE_TOOL := python3 tutorial/stage.py
 DOCS_VENV := .venv-docs
 SHOTS_VENV := .venv-shots
 
-.PHONY: tags stages history docs docs-serve screenshots
+.PHONY: tags stages history facts docs docs-serve screenshots
 
 tags:
 	$(STAGE_TOOL) tag
@@ -23,6 +25,9 @@ stages:
 
 history:
 	$(STAGE_TOOL) history
+
+facts:
+	$(STAGE_TOOL) facts $(STAGES)
 
 # The docs get their own venv, rebuilt when docs/requirements.txt changes.
 $(DOCS_VENV)/.installed: docs/requirements.txt
