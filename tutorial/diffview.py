@@ -228,7 +228,7 @@ def hunk_html(diff, hunk, moves):
     """Return a hunk as HTML, with a note on each moved block and long moved-away blocks folded."""
     parts = []
     current = []
-    if not diff.new_file:
+    if not (diff.new_file or diff.deleted_file):
         current.append(f'<span class="fd-hunk">@@ −{hunk.old_start} +{hunk.new_start} @@ '
                        f"{html.escape(hunk.context, quote=False)}\n</span>")
     for kind, lines in blocks(hunk):
