@@ -19,7 +19,8 @@ GIT_COLOURS = {"old": "red", "new": "green", "oldMoved": "magenta", "newMoved": 
                "commit": "normal", "whitespace": "normal"}
 KIND_OF_SGR = {"31": ("del", False), "32": ("add", False), "35": ("moved-from", False),
                "34": ("moved-from", True), "36": ("moved-to", False), "33": ("moved-to", True)}
-DIFF_OPTIONS = ["--color=always", "--color-moved=zebra", "--color-moved-ws=allow-indentation-change",
+DIFF_OPTIONS = ["--color=always", "--color-moved=zebra",
+                "--color-moved-ws=allow-indentation-change",
                 "--ws-error-highlight=none", "--src-prefix=a/", "--dst-prefix=b/"]
 ANSI_RE = re.compile(r"\x1b\[([\d;]*)m")
 HUNK_RE = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@ ?(.*)$")
@@ -126,7 +127,7 @@ def parse(coloured, changes, show):
     if len(raw_files) != len(changes):
         raise ValueError(f"the diff has {len(raw_files)} files, numstat {len(changes)}")
     diffs = []
-    for raw, change in zip(raw_files, changes):
+    for raw, change in zip(raw_files, changes, strict=True):
         diff = parse_file(raw, change)
         if not change.binary and diff.hunks:
             if not diff.new_file:
@@ -167,8 +168,10 @@ class MoveIndex:
                 for line in hunk.lines:
                     if line.kind in self.places and normal(line.text):
                         number = line.old_no if line.kind == "moved-from" else line.new_no
-                        side = diff.change.old_path if line.kind == "moved-from" else diff.change.path
-                        self.places[line.kind].setdefault(normal(line.text), []).append((side, number))
+                        moved_from = line.kind == "moved-from"
+                        side = diff.change.old_path if moved_from else diff.change.path
+                        places = self.places[line.kind].setdefault(normal(line.text), [])
+                        places.append((side, number))
 
     def other_end(self, kind, lines):
         """Return (path, first line) where a moved block came from or went to, or None."""
@@ -237,7 +240,8 @@ def hunk_html(diff, hunk, moves):
             parts.append(pre(current))
             current = []
             summary = note_html(kind, lines, moves)
-            parts.append(f'<details class="fd-fold"><summary>{summary}</summary>{pre(rows)}</details>')
+            parts.append(f'<details class="fd-fold"><summary>{summary}</summary>'
+                         f"{pre(rows)}</details>")
             continue
         if kind in ("moved-from", "moved-to") and len(lines) >= NOTE_MIN_LINES:
             current.append(note_html(kind, lines, moves))

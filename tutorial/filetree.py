@@ -25,7 +25,8 @@ def count_files(node):
 
 def touched(node, prefix, marks):
     """Tell whether any file under a folder has a mark."""
-    return any(f"{prefix}{name}" in marks if child is None else touched(child, f"{prefix}{name}/", marks)
+    return any(f"{prefix}{name}" in marks if child is None
+               else touched(child, f"{prefix}{name}/", marks)
                for name, child in node.items())
 
 

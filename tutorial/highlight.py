@@ -23,7 +23,8 @@ JS_CONSTANTS = {"true", "false", "null", "undefined"}
 STRING = r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
 # For each kind of file: (regex, group name -> class); the first alternative that matches wins.
 LINE_RULES = {
-    "js": re.compile(rf"(?P<c1>//.*$|/\*.*?\*/)|(?P<s>{STRING}|`[^`]*`)|(?P<word>\b[A-Za-z_$][\w$]*\b)"
+    "js": re.compile(rf"(?P<c1>//.*$|/\*.*?\*/)|(?P<s>{STRING}|`[^`]*`)"
+                     r"|(?P<word>\b[A-Za-z_$][\w$]*\b)"
                      r"|(?P<m>\b\d+(?:\.\d+)?\b)"),
     "css": re.compile(rf"(?P<c1>/\*.*?\*/)|(?P<s>{STRING})|(?P<nt>^\s*[^{{}};:]+(?=\s*\{{))"
                       r"|(?P<nb>[\w-]+(?=\s*:))|(?P<m>#[0-9a-fA-F]{3,8}\b|\b\d+(?:\.\d+)?\w*)"),
@@ -47,7 +48,8 @@ def highlight_lines(path, text):
         if lines is not None:
             return lines
     name = path.rsplit("/", 1)[-1]
-    rule = NAME_RULES.get(name) or SUFFIX_RULES.get("." + name.rsplit(".", 1)[-1] if "." in name else "")
+    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+    rule = NAME_RULES.get(name) or SUFFIX_RULES.get(suffix)
     if rule is None:
         return [html.escape(line, quote=False) for line in text.splitlines()]
     return [colour_line(html.escape(line, quote=False), rule) for line in text.splitlines()]
@@ -116,7 +118,7 @@ def python_lines(text):
                 spans[line_no - 1].append((start, end, cls))
     except (tokenize.TokenError, SyntaxError):
         return None
-    return [render_spans(line, line_spans) for line, line_spans in zip(lines, spans)]
+    return [render_spans(line, line_spans) for line, line_spans in zip(lines, spans, strict=True)]
 
 
 def render_spans(line, line_spans):

@@ -36,7 +36,8 @@ def imports(tree):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 yield child, deferred
-            inner = deferred or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            functions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            inner = deferred or isinstance(child, functions)
             yield from walk(child, inner)
     yield from walk(tree, False)
 
@@ -56,7 +57,8 @@ class ImportGraph:
     @classmethod
     def at(cls, rev, git):
         """Read the graph of the commit rev with the given git function."""
-        files = [p for p in git("ls-tree", "-r", "--name-only", rev).splitlines() if is_app_module(p)]
+        listed = git("ls-tree", "-r", "--name-only", rev).splitlines()
+        files = [path for path in listed if is_app_module(path)]
         paths = {module_name(path): path for path in files}
         graph = cls(paths, {})
         for name, path in paths.items():

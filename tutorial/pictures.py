@@ -104,7 +104,8 @@ def import_caption(graph, before):
     cycles = graph.cycles()
     if cycles:
         names = "; ".join(" → ".join(graph.paths[m] for m in cycle + cycle[:1]) for cycle in cycles)
-        text += (f' <strong class="flack-cycle">Red: a circular import</strong> ({html.escape(names)}), '
+        text += (' <strong class="flack-cycle">Red: a circular import</strong> '
+                 f"({html.escape(names)}), "
                  "loaded at import time.")
     else:
         text += " There is no circular import: every module loads without waiting for another."
@@ -125,7 +126,8 @@ def gunicorn_settings(source):
     """Return the simple top-level settings of gunicorn.conf.py (name -> value as text)."""
     settings = {}
     for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        simple = isinstance(node, ast.Assign) and len(node.targets) == 1
+        if simple and isinstance(node.targets[0], ast.Name):
             settings[node.targets[0].id] = ast.unparse(node.value)
     return settings
 
@@ -141,10 +143,10 @@ def procfile(source):
 
 
 def database_default(config_source):
-    """Return the default database URI of config.py's base settings: its string parts, joined by …"""
+    """Return the default database URI of config.py: its string parts, joined by …"""
     for node in ast.walk(ast.parse(config_source)):
-        if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "SQLALCHEMY_DATABASE_URI" for t in node.targets):
+        names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if isinstance(node, ast.Assign) and "SQLALCHEMY_DATABASE_URI" in names:
             parts = [n.value for n in ast.walk(node.value)
                      if isinstance(n, ast.Constant) and isinstance(n.value, str)]
             return "…".join(parts)
@@ -239,15 +241,18 @@ def for_stage(stage, all_stages, git):
         figures.append(figure(import_graph_dot(graph, new), import_caption(graph, previous)))
     changed = changed_paths(stage, git)
     files = set(git("ls-tree", "-r", "--name-only", stage.sha).splitlines())
-    if all(path in files for path in REQUEST_PATH_FILES) and any(p in changed for p in REQUEST_PATH_FILES):
+    serving = REQUEST_PATH_FILES
+    if all(path in files for path in serving) and any(path in changed for path in serving):
         figures.append(figure(request_path_dot(show_at(stage.sha)),
                               "The path of a request in production, read from "
                               + ", ".join(f"<code>{p}</code>" for p in REQUEST_PATH_FILES)
                               + " and <code>config.py</code> at this commit."))
     if any(path.startswith(MIGRATIONS) for path in changed):
         scripts = [migration_facts(git("show", f"{stage.sha}:{path}"))
-                   for path in sorted(files) if path.startswith(MIGRATIONS) and path.endswith(".py")]
+                   for path in sorted(files)
+                   if path.startswith(MIGRATIONS) and path.endswith(".py")]
         figures.append(figure(migrations_dot([s for s in scripts if s[0]]),
-                              "The chain of migrations in <code>migrations/versions/</code> at this "
-                              "commit: <code>python manage.py db upgrade</code> runs them from the top."))
+                              "The chain of migrations in <code>migrations/versions/</code> at "
+                              "this commit: <code>python manage.py db upgrade</code> runs them "
+                              "from the top."))
     return figures
