@@ -9,13 +9,16 @@
 #                     (the pictures need Graphviz: apt-get install graphviz)
 #   make docs-serve   the same, served with live reload on http://127.0.0.1:8000
 #   make screenshots  take the screenshots the docs show (SHOTS_OUT=dir to put them elsewhere)
+#   make bench        measure the scalability claims (SCENARIO=name for one; see bench/README.md)
+#   make bench-smoke  the same in a few seconds per scenario, into a temporary folder
 #
 # The stage tool needs only the standard library, so it runs with the system python3.
 STAGE_TOOL := python3 tutorial/stage.py
 DOCS_VENV := .venv-docs
 SHOTS_VENV := .venv-shots
+BENCH_VENV := .venv-bench
 
-.PHONY: tags stages history facts docs docs-serve screenshots
+.PHONY: tags stages history facts docs docs-serve screenshots bench bench-smoke
 
 tags:
 	$(STAGE_TOOL) tag
@@ -40,12 +43,17 @@ $(DOCS_VENV)/.installed: docs/requirements.txt
 # The banner is no build warning; NO_MKDOCS_2_WARNING=1 keeps it out of the logs.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs
 
+# The Measured page's tables come from the committed results in bench/results/.
+BENCH_DOCS := python3 bench/bench.py docs
+
 docs: $(DOCS_VENV)/.installed
 	$(STAGE_TOOL) docs
+	$(BENCH_DOCS)
 	$(MKDOCS) build --strict
 
 docs-serve: $(DOCS_VENV)/.installed
 	$(STAGE_TOOL) docs
+	$(BENCH_DOCS)
 	$(MKDOCS) serve
 
 # Screenshots drive a browser from their own venv against the app in $(VENV).
@@ -58,3 +66,21 @@ SHOTS_OUT ?= docs/img
 
 screenshots: $(SHOTS_VENV)/.installed $(VENV)/.installed
 	$(SHOTS_VENV)/bin/python tutorial/screenshots.py --python $(abspath $(BIN))/python --out $(SHOTS_OUT)
+
+# The benchmark checks out stages in temporary worktrees, with the stage checker's venvs,
+# and loads them with wrk (apt-get install wrk); its own venv only draws the charts.
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+# SCENARIO=name runs one scenario, BENCH_SECONDS=n shortens each measured run,
+# BENCH_OUT=dir writes results, charts and snippets there instead.
+BENCH_OPTIONS := $(if $(SCENARIO),--scenario $(SCENARIO)) \
+	$(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS)) $(if $(BENCH_OUT),--out $(BENCH_OUT))
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/bench.py run $(BENCH_OPTIONS)
+
+bench-smoke: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/bench.py run --smoke $(BENCH_OPTIONS)

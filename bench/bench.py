@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Measure the tutorial's scalability claims: stages side by side, on this machine.
+
+    python bench/bench.py list                       # the scenarios, and which can run
+    python bench/bench.py run [--scenario NAME]      # measure; write results and charts
+    python bench/bench.py run --smoke                # a few seconds each, into a temp folder
+    python3 bench/bench.py docs                      # the Measured page's snippets
+
+`make bench`, `make bench SCENARIO=NAME` and `make bench-smoke` run it with
+the bench venv, whose matplotlib draws the charts. `docs` needs only the
+standard library, so `make docs` runs it with the system python3.
+Everything it starts listens on 127.0.0.1 and is stopped before it exits.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import checkout, page, runner
+from harness.scenarios import all_scenarios, by_name
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+IMG_DIR = ROOT / "docs" / "img" / "bench"
+SNIPPETS_DIR = ROOT / "docs" / "_generated" / "bench"
+MAX_MINUTES = 15
+SMOKE_MAX_MINUTES = 10  # most of it for a first install of a stage's venv
+
+
+def cmd_list(args):
+    """Print each scenario and whether its stages exist."""
+    for scenario in all_scenarios():
+        _, missing = checkout.find(scenario.stages)
+        if missing:
+            state = f"needs {', '.join(missing)}"
+        elif scenario.measure is None:
+            state = "not written yet"
+        else:
+            state = "ready"
+        print(f"{scenario.number}. {scenario.name:<16} {state:<18} {scenario.title}")
+    return 0
+
+
+def cmd_run(args):
+    """Run the chosen scenarios, or all of them; return 1 if any failed."""
+    scenarios = [by_name(args.scenario)] if args.scenario else all_scenarios()
+    smoke = args.smoke or os.environ.get("BENCH_SMOKE", "") not in ("", "0")
+    if args.out:
+        outputs = runner.Outputs.inside(args.out)
+    elif smoke:  # smoke numbers mean nothing: never let them near the committed results
+        outputs = runner.Outputs.inside(tempfile.mkdtemp(prefix="flack-bench-smoke-"))
+    else:
+        outputs = runner.Outputs(RESULTS_DIR, IMG_DIR)
+    mode = "smoke run, a few seconds per scenario" if smoke else "full run"
+    print(f"bench: {mode}; writing to {outputs.results_dir} and {outputs.img_dir}", flush=True)
+    limit = (SMOKE_MAX_MINUTES if smoke else MAX_MINUTES) * 60
+    failed = runner.run_scenarios(scenarios, smoke, outputs, limit, args.seconds)
+    if failed:
+        print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_docs(args):
+    """Write a snippet per scenario for the Measured page, from the committed JSON."""
+    out = Path(args.out) if args.out else SNIPPETS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for scenario in all_scenarios():
+        results_path = RESULTS_DIR / f"{scenario.name}.json"
+        _, missing = checkout.find(scenario.stages)
+        if results_path.exists() and scenario.table:
+            results = json.loads(results_path.read_text())
+            chart = IMG_DIR / f"{scenario.name}.svg"
+            # Relative to docs/measured.md, the page that includes the snippet.
+            link = f"img/bench/{chart.name}" if chart.exists() else None
+            text = page.measured(scenario, results, link)
+        else:
+            text = page.not_measured(scenario, missing)
+        (out / f"{scenario.name}.md").write_text(text)
+    print(f"bench: wrote the Measured page's snippets to {out}")
+    return 0
+
+
+def parser():
+    """Build the command-line parser."""
+    main = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = main.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the scenarios").set_defaults(run=cmd_list)
+    run = sub.add_parser("run", help="run scenarios and write their results")
+    run.add_argument("--scenario", help="only this scenario (default: every one)")
+    run.add_argument("--smoke", action="store_true",
+                     help="tiny durations, into a temporary folder (also BENCH_SMOKE=1)")
+    run.add_argument("--seconds", type=int,
+                     help="seconds per measured run, instead of the scenario's own")
+    run.add_argument("--out", help="write results/, img/ and pages/ into this folder instead")
+    run.set_defaults(run=cmd_run)
+    docs = sub.add_parser("docs", help="write the Measured page's snippets")
+    docs.add_argument("--out", help=f"folder (default {SNIPPETS_DIR.relative_to(ROOT)})")
+    docs.set_defaults(run=cmd_docs)
+    return main
+
+
+def main(argv=None):
+    """Run the subcommand; turn Ctrl-C and the time limit into a message and a status."""
+    args = parser().parse_args(argv)
+    os.chdir(ROOT)  # the stage tool runs git here
+    try:
+        return args.run(args)
+    except KeyError as error:
+        print(f"bench: {error.args[0]}", file=sys.stderr)
+        return 2
+    except checkout.StageError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    except runner.TimeLimit as error:
+        print(f"bench: stopped: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

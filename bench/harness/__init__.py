@@ -1,0 +1,1 @@
+"""The benchmark harness: start stages, load them, record, chart and report."""

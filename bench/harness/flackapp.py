@@ -1,0 +1,151 @@
+"""Start a checked-out stage of Flack the way it documents, and give it messages to serve."""
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import checkout, processes
+
+START_SECONDS = 60
+SETUP_SECONDS = 120
+NICKNAME = "bench"
+PASSWORD = "a benchmark password"
+# Settings that must come from us alone, never from the shell that runs the benchmark.
+FOREIGN_PREFIXES = ("FLACK_", "GUNICORN_", "FLASK_", "DATABASE_URL", "SECRET_KEY", "PORT",
+                    "HOST", "LINK_PREVIEW")
+# No proxy from the environment may see requests to 127.0.0.1.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+MESSAGE_TEMPLATES = [
+    "Good morning! Has anyone tried the **new build** yet? It is message {n}.",
+    "The deploy script now runs `make test` first, then `make serve`. ({n})",
+    "Three things for today ({n}):\n\n1. review the migrations\n2. check the logs\n"
+    "3. lunch",
+    "> Is the chat up?\n\nIt is, and it answers in *milliseconds* on my laptop. ({n})",
+    "Message {n}: a longer one, to look like real conversation. We talked about how the "
+    "server handles many clients at once, and whether green threads help when every "
+    "request needs the database and a little Python to turn rows into JSON.",
+]
+
+
+@dataclass(frozen=True)
+class Server:
+    """A way to serve a stage: the development server, or the Procfile's web process."""
+
+    label: str
+    kind: str  # "runserver" or "procfile-web"
+    gunicorn_args: str = ""  # GUNICORN_CMD_ARGS for the Procfile's gunicorn
+
+
+@dataclass
+class RunningApp:
+    """A started app: its process group and address."""
+
+    server: Server
+    process: object
+    base_url: str
+    log_path: Path
+
+
+def free_port():
+    """Return a loopback TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def app_env(stage_copy, server, port, database):
+    """Return the environment the app runs with: only the settings chosen here."""
+    env = {name: value for name, value in checkout.make_env().items()
+           if not name.startswith(FOREIGN_PREFIXES)}
+    venv_bin = stage_copy.venv / "bin"
+    env.update(PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(stage_copy.venv),
+               DATABASE_URL=f"sqlite:///{database}", PORT=str(port), HOST="127.0.0.1")
+    if server.kind == "runserver":
+        env["FLACK_CONFIG"] = "development"
+    else:  # the production settings, which need a secret key
+        env.update(FLACK_CONFIG="production", SECRET_KEY=secrets.token_hex(32))
+        if server.gunicorn_args:
+            env["GUNICORN_CMD_ARGS"] = server.gunicorn_args
+    return env
+
+
+def procfile_command(tree, process_type):
+    """Return the command of one process type in the stage's Procfile, as a list."""
+    for line in (tree / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process_type:
+            return shlex.split(command)
+    raise RuntimeError(f"{tree / 'Procfile'} has no {process_type!r} process")
+
+
+def server_command(stage_copy, server, port):
+    """Return the command that starts the server, resolved in the stage's venv."""
+    if server.kind == "runserver":
+        return [stage_copy.python, "manage.py", "runserver", "--port", str(port)]
+    command = procfile_command(stage_copy.tree, "web")
+    program = stage_copy.venv / "bin" / command[0]
+    return [program if program.exists() else command[0], *command[1:]]
+
+
+def wait_until_up(app):
+    """Wait until the app answers GET /api/stats, or raise RuntimeError."""
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            raise RuntimeError(f"{app.server.label} exited with {app.process.returncode}:\n"
+                               f"{app.log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            with OPENER.open(f"{app.base_url}/api/stats", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise RuntimeError(f"{app.server.label} did not answer within {START_SECONDS} s "
+                       f"(log: {app.log_path})")
+
+
+@contextlib.contextmanager
+def running(stage_copy, server, work_dir):
+    """Set up a fresh SQLite database, start the server, and stop it on the way out."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = app_env(stage_copy, server, port, work_dir / "flack.sqlite")
+    log_path = work_dir / "server.log"
+    processes.run([stage_copy.python, "manage.py", "db", "upgrade"], stage_copy.tree, env,
+                  log_path, SETUP_SECONDS)
+    process = processes.start(server_command(stage_copy, server, port), stage_copy.tree, env,
+                              log_path)
+    app = RunningApp(server, process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        wait_until_up(app)
+        yield app
+    finally:
+        processes.kill(process)
+
+
+def call(method, url, body=None, headers=None):
+    """Send one JSON request and return the decoded answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", **(headers or {})})
+    with OPENER.open(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def seed(base_url, messages=50):
+    """Register a user, log in for a token, and post some Markdown messages as that user."""
+    call("POST", f"{base_url}/api/users", {"nickname": NICKNAME, "password": PASSWORD})
+    basic = base64.b64encode(f"{NICKNAME}:{PASSWORD}".encode()).decode()
+    token = call("POST", f"{base_url}/api/tokens", headers={"Authorization": f"Basic {basic}"})
+    bearer = {"Authorization": f"Bearer {token['token']}"}
+    for n in range(messages):
+        source = MESSAGE_TEMPLATES[n % len(MESSAGE_TEMPLATES)].format(n=n + 1)
+        call("POST", f"{base_url}/api/messages", {"source": source}, headers=bearer)

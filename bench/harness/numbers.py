@@ -1,0 +1,45 @@
+"""Summaries of repeated wrk runs, and the formatting the tables share."""
+import statistics
+
+
+def summarize(samples):
+    """Summarize repeated wrk reports: medians with their range, errors and CPU use."""
+    def values(pick):
+        return [pick(sample) for sample in samples]
+
+    def median_range(pick, digits):
+        found = values(pick)
+        return {"median": round(statistics.median(found), digits),
+                "min": round(min(found), digits), "max": round(max(found), digits)}
+
+    wall = sum(values(lambda s: s["wall_seconds"]))
+    server_cpu = sum(values(lambda s: s["server_cpu_seconds"]))
+    wrk_cpu = sum(values(lambda s: s["wrk_cpu_seconds"]))
+    busy = sum(values(lambda s: s["machine_busy_cpu_seconds"]))
+    return {
+        "repetitions": len(samples),
+        "requests": sum(values(lambda s: s["requests"])),
+        "requests_per_second": median_range(lambda s: s["requests_per_second"], 1),
+        "latency_ms": {str(p): median_range(lambda s: s["latency_us"]["percentiles"][str(p)]
+                                            / 1000, 2) for p in (50, 95, 99)},
+        "errors": sum(sum(s["errors"].values()) for s in samples),
+        "bytes_per_response": round(sum(values(lambda s: s["bytes"]))
+                                    / max(1, sum(values(lambda s: s["requests"])))),
+        # CPU seconds per second of wall time: how many cores each kept busy.
+        "server_cores": round(server_cpu / wall, 2),
+        "wrk_cores": round(wrk_cpu / wall, 2),
+        "other_cores": round(max(0.0, busy - server_cpu - wrk_cpu) / wall, 2),
+    }
+
+
+def cores(value):
+    """Format a number of busy cores."""
+    return f"{value:.2f}"
+
+
+def ranged(summary, digits=0):
+    """Format a median with its range over the repetitions: 812 (790–830)."""
+    median, low, high = summary["median"], summary["min"], summary["max"]
+    if low == high:
+        return f"{median:.{digits}f}"
+    return f"{median:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"

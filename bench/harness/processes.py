@@ -1,0 +1,127 @@
+"""Processes the benchmark starts: each in its own process group, all killed at the end.
+
+Every process is started in a new session, so that it and everything it forks
+(gunicorn's workers, the development server's reloader) share one process
+group that a single killpg ends. A Ctrl-C in the terminal reaches only the
+benchmark itself, which then kills the groups it started.
+"""
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+STOP_GRACE_SECONDS = 5
+
+_started = []  # every Popen started here and not yet reaped
+
+
+def start(command, cwd, env, log_path):
+    """Start command in its own process group, its output appended to log_path."""
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"$ {' '.join(map(str, command))}\n")
+        log.flush()
+        process = subprocess.Popen([str(part) for part in command], cwd=cwd, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    _started.append(process)
+    return process
+
+
+def run(command, cwd, env, log_path, timeout):
+    """Run command to its end within timeout seconds; raise RuntimeError if it fails."""
+    process = start(command, cwd, env, log_path)
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill(process)
+        raise RuntimeError(f"{command[0]} took longer than {timeout} s (log: {log_path})") from None
+    finally:
+        forget(process)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} exited with {code} (log: {log_path})")
+
+
+def forget(process):
+    """Drop a reaped process from the list of those to kill."""
+    if process in _started:
+        _started.remove(process)
+
+
+def kill(process):
+    """Stop a process group: SIGTERM, then SIGKILL after a grace period."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    # The leader may be gone while its children live on: kill the group in any case.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    forget(process)
+
+
+def kill_all():
+    """Kill every process group started here that is still known."""
+    for process in list(_started):
+        kill(process)
+
+
+@contextlib.contextmanager
+def cleanup_on_exit():
+    """Turn SIGTERM and SIGHUP into SystemExit, and kill every started group on the way out."""
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        kill_all()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def wait_with_usage(process, timeout):
+    """Wait for a child and return (exit code, CPU seconds it used), killing it after timeout."""
+    timer = threading.Timer(timeout, lambda: _signal_group(process, signal.SIGKILL))
+    timer.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        timer.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    forget(process)
+    return process.returncode, usage.ru_utime + usage.ru_stime
+
+
+def _signal_group(process, sig):
+    """Send a signal to a process group that may be gone already."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def group_cpu_seconds(pgid):
+    """Return the CPU seconds used so far by the live processes of a process group."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        # The command name, in parentheses, may hold spaces: split after it.
+        fields = text[text.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:  # fields[2] is the process group
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def machine_busy_seconds():
+    """Return the CPU seconds all cores have spent busy since boot (from /proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS

@@ -1,0 +1,41 @@
+"""The registry of scenarios: one per lesson of the tutorial whose claim can be measured.
+
+A scenario names the stages it compares. The runner skips it, saying why,
+while any of them is missing; one whose stages exist but whose measure is
+still None says it is not written yet. To add one, write a module here with
+a Scenario and list it in SCENARIOS.
+"""
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A measurable claim of the tutorial, and how to measure, chart and tabulate it."""
+
+    name: str  # for `make bench SCENARIO=name` and the file names
+    number: int  # its place on the Measured page
+    title: str
+    question: str  # what it measures, in one sentence
+    stages: tuple  # the versions it needs
+    also_needs: str = ""  # anything else it needs besides the stages
+    # measure(run) returns {"settings": ..., "runs": [...]}; run is a runner.BenchRun.
+    measure: Optional[Callable] = None
+    chart: Optional[Callable] = None  # chart(results, path) writes an SVG
+    table: Optional[Callable] = None  # table(results) returns markdown
+    reading: Optional[Callable] = None  # reading(results) returns markdown sentences
+
+
+def all_scenarios():
+    """Return every registered scenario, in page order."""
+    from . import planned, web_servers
+    return sorted([web_servers.SCENARIO, *planned.SCENARIOS], key=lambda s: s.number)
+
+
+def by_name(name):
+    """Return the scenario called name, or raise KeyError listing the names."""
+    for scenario in all_scenarios():
+        if scenario.name == name:
+            return scenario
+    names = ", ".join(s.name for s in all_scenarios())
+    raise KeyError(f"no scenario {name!r}; the scenarios are: {names}")
