@@ -4,6 +4,7 @@
     python bench/bench.py list                       # the scenarios, and which can run
     python bench/bench.py run [--scenario NAME]      # measure; write results and charts
     python bench/bench.py run --smoke                # a few seconds each, into a temp folder
+    python bench/bench.py charts                     # redraw the charts from the results
     python3 bench/bench.py docs                      # the Measured page's snippets
 
 `make bench`, `make bench SCENARIO=NAME` and `make bench-smoke` run it with
@@ -63,6 +64,17 @@ def cmd_run(args):
     return 0
 
 
+def cmd_charts(args):
+    """Redraw every chart from its committed results, without measuring again."""
+    for scenario in all_scenarios():
+        results_path = RESULTS_DIR / f"{scenario.name}.json"
+        if results_path.exists() and scenario.chart:
+            chart = IMG_DIR / f"{scenario.name}.svg"
+            scenario.chart(json.loads(results_path.read_text()), chart)
+            print(f"bench: wrote {chart}")
+    return 0
+
+
 def cmd_docs(args):
     """Write a snippet per scenario for the Measured page, from the committed JSON."""
     out = Path(args.out) if args.out else SNIPPETS_DIR
@@ -96,6 +108,8 @@ def parser():
                      help="seconds per measured run, instead of the scenario's own")
     run.add_argument("--out", help="write results/, img/ and pages/ into this folder instead")
     run.set_defaults(run=cmd_run)
+    sub.add_parser("charts", help="redraw the charts from the results (bench venv)"
+                   ).set_defaults(run=cmd_charts)
     docs = sub.add_parser("docs", help="write the Measured page's snippets")
     docs.add_argument("--out", help=f"folder (default {SNIPPETS_DIR.relative_to(ROOT)})")
     docs.set_defaults(run=cmd_docs)

@@ -59,7 +59,8 @@ def draw_panel(axis, panel, labels):
                       [high - v for v, high in zip(series.values, series.highs)]]
         bars = axis.bar(positions, series.values, width, yerr=errors, capsize=3,
                         label=series.name, color=COLOURS[index % len(COLOURS)])
-        axis.bar_label(bars, labels=[f"{v:.3g}" for v in series.values], padding=2, fontsize=8)
+        axis.bar_label(bars, labels=[short_number(v) for v in series.values], padding=2,
+                       fontsize=8)
     axis.set_title(panel.title, fontsize=10)
     axis.set_ylabel(panel.ylabel)
     axis.set_xticks(range(len(labels)), [textwrap.fill(label, 12) for label in labels])
@@ -67,3 +68,8 @@ def draw_panel(axis, panel, labels):
     axis.spines[["top", "right"]].set_visible(False)
     if len(panel.series) > 1:
         axis.legend(frameon=False, fontsize=8)
+
+
+def short_number(value):
+    """Format a bar's value: whole above 100, three significant digits below."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"

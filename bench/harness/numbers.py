@@ -36,10 +36,3 @@ def cores(value):
     """Format a number of busy cores."""
     return f"{value:.2f}"
 
-
-def ranged(summary, digits=0):
-    """Format a median with its range over the repetitions: 812 (790–830)."""
-    median, low, high = summary["median"], summary["min"], summary["max"]
-    if low == high:
-        return f"{median:.{digits}f}"
-    return f"{median:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"

@@ -1,6 +1,11 @@
 """The markdown snippet the Measured page includes for each scenario, made from its JSON."""
 
 
+def question(scenario):
+    """Say what the scenario measures, as the snippet's first paragraph."""
+    return f"**What it measures.** {scenario.question}\n"
+
+
 def machine_line(results):
     """Say when, on what machine and with what software the results were measured."""
     m = results["machine"]
@@ -14,22 +19,34 @@ def machine_line(results):
             f"`make bench` took {results['seconds']:.0f} s for this scenario.")
 
 
+def settings_line(results):
+    """List the scenario's settings (durations, clients, ...) as one sentence."""
+    settings = ", ".join(f"{name.replace('_', ' ')} {value}"
+                         for name, value in results["settings"].items())
+    return f"Settings: {settings}."
+
+
 def measured(scenario, results, chart_link):
     """Return the snippet for a scenario with results: chart, table, machine and reading."""
-    parts = []
+    parts = [question(scenario)]
     if results.get("smoke"):
         parts.append("!!! warning \"A smoke run\"\n    These numbers come from `make bench-smoke`,"
                      " whose runs last a second: they only show that the benchmark works.\n")
     if chart_link:
         parts.append(f"![{scenario.title}]({chart_link})\n")
     parts.append(scenario.table(results))
-    parts.append(machine_line(results) + "\n")
+    parts.append(machine_line(results) + " " + settings_line(results) + "\n")
     parts.append("In numbers:\n\n" + scenario.reading(results))
     return "\n".join(parts)
 
 
 def not_measured(scenario, missing):
-    """Return the snippet for a scenario that has no results yet, saying why."""
+    """Return the snippet for a scenario that has no results yet."""
+    return question(scenario) + "\n" + why_not_measured(scenario, missing)
+
+
+def why_not_measured(scenario, missing):
+    """Say why a scenario has no results yet, and what it needs."""
     if missing:
         needs = " and ".join(missing)
         extra = f", and {scenario.also_needs}" if scenario.also_needs else ""
