@@ -148,7 +148,7 @@ def write_outputs(scenario, results, outputs):
 def time_limit(seconds):
     """Raise TimeLimit in the main thread if the block runs longer than seconds."""
     def expire(signum, frame):
-        raise TimeLimit(f"the benchmark ran longer than its limit of {seconds / 60:.0f} minutes")
+        raise TimeLimit(f"the benchmark ran longer than its limit of {seconds:.0f} seconds")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.alarm(int(seconds))
