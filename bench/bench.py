@@ -13,6 +13,7 @@ standard library, so `make docs` runs it with the system python3.
 Everything it starts listens on 127.0.0.1 and is stopped before it exits.
 """
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -47,6 +48,10 @@ def cmd_list(args):
 def cmd_run(args):
     """Run the chosen scenarios, or all of them; return 1 if any failed."""
     scenarios = [by_name(args.scenario)] if args.scenario else all_scenarios()
+    if importlib.util.find_spec("matplotlib") is None:
+        print("bench: matplotlib is missing: run `make bench`, which uses .venv-bench",
+              file=sys.stderr)
+        return 1
     smoke = args.smoke or os.environ.get("BENCH_SMOKE", "") not in ("", "0")
     if args.out:
         outputs = runner.Outputs.inside(args.out)

@@ -37,7 +37,7 @@ def bar_chart(path, title, labels, panels, note=""):
     plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "flack-bench",
                          "font.family": "DejaVu Sans", "font.size": 10})
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
-    for axis, panel in zip(axes[0], panels):
+    for axis, panel in zip(axes[0], panels, strict=True):
         draw_panel(axis, panel, labels)
     figure.suptitle(title, fontsize=12)
     if note:
@@ -55,8 +55,8 @@ def draw_panel(axis, panel, labels):
         positions = [x - 0.4 + width * (index + 0.5) for x in range(len(labels))]
         errors = None
         if series.lows and series.highs:
-            errors = [[v - low for v, low in zip(series.values, series.lows)],
-                      [high - v for v, high in zip(series.values, series.highs)]]
+            errors = [[v - low for v, low in zip(series.values, series.lows, strict=True)],
+                      [high - v for v, high in zip(series.values, series.highs, strict=True)]]
         bars = axis.bar(positions, series.values, width, yerr=errors, capsize=3,
                         label=series.name, color=COLOURS[index % len(COLOURS)])
         axis.bar_label(bars, labels=[short_number(v) for v in series.values], padding=2,

@@ -19,8 +19,8 @@ SETUP_SECONDS = 120
 NICKNAME = "bench"
 PASSWORD = "a benchmark password"
 # Settings that must come from us alone, never from the shell that runs the benchmark.
-FOREIGN_PREFIXES = ("FLACK_", "GUNICORN_", "FLASK_", "DATABASE_URL", "SECRET_KEY", "PORT",
-                    "HOST", "LINK_PREVIEW")
+FOREIGN_NAMES = {"DATABASE_URL", "SECRET_KEY", "PORT", "HOST"}
+FOREIGN_PREFIXES = ("FLACK_", "FLASK_", "GUNICORN_", "LINK_PREVIEW")
 # No proxy from the environment may see requests to 127.0.0.1.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -65,10 +65,11 @@ def free_port():
 def app_env(stage_copy, server, port, database):
     """Return the environment the app runs with: only the settings chosen here."""
     env = {name: value for name, value in checkout.make_env().items()
-           if not name.startswith(FOREIGN_PREFIXES)}
+           if name not in FOREIGN_NAMES and not name.startswith(FOREIGN_PREFIXES)}
     venv_bin = stage_copy.venv / "bin"
-    env.update(PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(stage_copy.venv),
-               DATABASE_URL=f"sqlite:///{database}", PORT=str(port), HOST="127.0.0.1")
+    env.update(PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+               VIRTUAL_ENV=str(stage_copy.venv), DATABASE_URL=f"sqlite:///{database}",
+               PORT=str(port), HOST="127.0.0.1")
     if server.kind == "runserver":
         env["FLACK_CONFIG"] = "development"
     else:  # the production settings, which need a secret key

@@ -42,7 +42,7 @@ def load_average():
 def describe():
     """Return a dict that describes this machine, and the date and time now (UTC)."""
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_gib": memory_gib(),

@@ -20,8 +20,8 @@ def summarize(samples):
         "repetitions": len(samples),
         "requests": sum(values(lambda s: s["requests"])),
         "requests_per_second": median_range(lambda s: s["requests_per_second"], 1),
-        "latency_ms": {str(p): median_range(lambda s: s["latency_us"]["percentiles"][str(p)]
-                                            / 1000, 2) for p in (50, 95, 99)},
+        "latency_ms": {p: median_range(lambda s, p=p: s["latency_us"]["percentiles"][p] / 1000, 2)
+                       for p in ("50", "95", "99")},
         "errors": sum(sum(s["errors"].values()) for s in samples),
         "bytes_per_response": round(sum(values(lambda s: s["bytes"]))
                                     / max(1, sum(values(lambda s: s["requests"])))),

@@ -16,7 +16,7 @@ def machine_line(results):
     return (f"Measured on {m['date'][:10]} on {m['cpu_model']} ({m['cpu_count']} CPUs, "
             f"{m['memory_gib']} GiB of memory), {m['os']}, load average {load} at the start; "
             f"Python {', '.join(pythons)}; {results['load_generator']}; {stages}. "
-            f"`make bench` took {results['seconds']:.0f} s for this scenario.")
+            f"`make bench` took {results['total_seconds']:.0f} s for this scenario.")
 
 
 def settings_line(results):
@@ -54,7 +54,7 @@ def why_not_measured(scenario, missing):
                 f"yet{extra}.\n")
     if scenario.measure is None:
         return ("*Not measured yet*: its stages exist, but the scenario is not written yet "
-                f"(`bench/harness/scenarios/`).\n")
+                "(`bench/harness/scenarios/`).\n")
     return (f"*Not measured yet*: run `make bench SCENARIO={scenario.name}` on a quiet machine, "
             f"then commit `bench/results/{scenario.name}.json` and "
             f"`docs/img/bench/{scenario.name}.svg`.\n")

@@ -3,6 +3,7 @@ import contextlib
 import json
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -91,7 +92,8 @@ def run_scenarios(scenarios, smoke, outputs, max_seconds, seconds=None):
             for scenario in scenarios:
                 try:
                     run_one(scenario, bench_run, outputs)
-                except (RuntimeError, checkout.StageError) as error:
+                except (RuntimeError, OSError, subprocess.SubprocessError,
+                        checkout.StageError) as error:
                     print(f"bench: {scenario.name}: FAILED: {error}", flush=True)
                     failed.append(scenario.name)
         finished = True
@@ -121,10 +123,10 @@ def run_one(scenario, bench_run, outputs):
     measured = scenario.measure(bench_run)
     results = {"scenario": scenario.name, "title": scenario.title, "smoke": bench_run.smoke,
                "machine": described, "load_generator": wrk.version(),
-               "seconds": round(time.monotonic() - started), **measured}
+               "total_seconds": round(time.monotonic() - started), **measured}
     results["stages"] = bench_run.stages_info(scenario.stages)
     written = write_outputs(scenario, results, outputs)
-    print(f"bench: {scenario.name}: done in {results['seconds']} s; wrote "
+    print(f"bench: {scenario.name}: done in {results['total_seconds']} s; wrote "
           f"{', '.join(map(str, written))}", flush=True)
 
 

@@ -5,8 +5,8 @@ while any of them is missing; one whose stages exist but whose measure is
 still None says it is not written yet. To add one, write a module here with
 a Scenario and list it in SCENARIOS.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -20,10 +20,10 @@ class Scenario:
     stages: tuple  # the versions it needs
     also_needs: str = ""  # anything else it needs besides the stages
     # measure(run) returns {"settings": ..., "runs": [...]}; run is a runner.BenchRun.
-    measure: Optional[Callable] = None
-    chart: Optional[Callable] = None  # chart(results, path) writes an SVG
-    table: Optional[Callable] = None  # table(results) returns markdown
-    reading: Optional[Callable] = None  # reading(results) returns markdown sentences
+    measure: Callable | None = None
+    chart: Callable | None = None  # chart(results, path) writes an SVG
+    table: Callable | None = None  # table(results) returns markdown
+    reading: Callable | None = None  # reading(results) returns markdown sentences
 
 
 def all_scenarios():
