@@ -22,7 +22,7 @@ def summarize(samples):
         "requests_per_second": median_range(lambda s: s["requests_per_second"], 1),
         "latency_ms": {p: median_range(lambda s, p=p: s["latency_us"]["percentiles"][p] / 1000, 2)
                        for p in ("50", "95", "99")},
-        "errors": sum(sum(s["errors"].values()) for s in samples),
+        "errors": {kind: sum(s["errors"][kind] for s in samples) for kind in samples[0]["errors"]},
         "bytes_per_response": round(sum(values(lambda s: s["bytes"]))
                                     / max(1, sum(values(lambda s: s["requests"])))),
         # CPU seconds per second of wall time: how many cores each kept busy.
@@ -30,6 +30,12 @@ def summarize(samples):
         "wrk_cores": round(wrk_cpu / wall, 2),
         "other_cores": round(max(0.0, busy - server_cpu - wrk_cpu) / wall, 2),
     }
+
+
+def errors(counts):
+    """Format wrk's error counts by kind: "0", or "21 read, 2 timeout"."""
+    found = [f"{count} {kind}" for kind, count in counts.items() if count]
+    return ", ".join(found) or "0"
 
 
 def cores(value):

@@ -2,7 +2,7 @@
 import contextlib
 
 from .. import chart, flackapp, wrk
-from ..numbers import cores, summarize
+from ..numbers import cores, errors, summarize
 from . import Scenario
 
 STAGE = "v0.13"
@@ -84,7 +84,7 @@ def table(results):
         s = run["summary"]
         p50, p95, p99 = (s["latency_ms"][p]["median"] for p in ("50", "95", "99"))
         rows.append(f"| {run['label']} | {s['requests_per_second']['median']:.0f} "
-                    f"| {p50:.1f} | {p95:.1f} | {p99:.1f} | {s['errors']} "
+                    f"| {p50:.1f} | {p95:.1f} | {p99:.1f} | {errors(s['errors'])} "
                     f"| {cores(s['server_cores'])} / {cores(s['wrk_cores'])} "
                     f"/ {cores(s['other_cores'])} |")
     return "\n".join(rows) + "\n"
