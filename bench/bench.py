@@ -5,7 +5,7 @@
     python bench/bench.py run [--scenario NAME]      # measure; write results and charts
     python bench/bench.py run --smoke                # a few seconds each, into a temp folder
     python bench/bench.py charts                     # redraw the charts from the results
-    python3 bench/bench.py docs                      # the Measured page's snippets
+    python3 bench/bench.py docs                      # the pages' snippets
 
 `make bench`, `make bench SCENARIO=NAME` and `make bench-smoke` run it with
 the bench venv, whose matplotlib draws the charts. `docs` needs only the
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 IMG_DIR = ROOT / "docs" / "img" / "bench"
 SNIPPETS_DIR = ROOT / "docs" / "_generated" / "bench"
-MAX_MINUTES = 15
-SMOKE_MAX_MINUTES = 10  # most of it for a first install of a stage's venv
+# Each snippet comes twice, its chart linked from where the page that includes it lives.
+SNIPPET_PAGES = {"": "img/bench", "-stage": "../img/bench"}  # docs/measured.md, docs/stages/
 
 
 def cmd_list(args):
@@ -61,8 +61,7 @@ def cmd_run(args):
         outputs = runner.Outputs(RESULTS_DIR, IMG_DIR)
     mode = "smoke run, a few seconds per scenario" if smoke else "full run"
     print(f"bench: {mode}; writing to {outputs.results_dir} and {outputs.img_dir}", flush=True)
-    limit = (SMOKE_MAX_MINUTES if smoke else MAX_MINUTES) * 60
-    failed = runner.run_scenarios(scenarios, smoke, outputs, limit, args.seconds)
+    failed = runner.run_scenarios(scenarios, smoke, outputs, args.seconds, args.repetitions)
     if failed:
         print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -81,22 +80,25 @@ def cmd_charts(args):
 
 
 def cmd_docs(args):
-    """Write a snippet per scenario for the Measured page, from the committed JSON."""
+    """Write the snippets of each scenario from the committed JSON: <name>.md, <name>-stage.md.
+
+    <name>.md is for docs/measured.md, <name>-stage.md for a page in docs/stages/:
+    an included snippet's links are read from the including page's folder.
+    """
     out = Path(args.out) if args.out else SNIPPETS_DIR
     out.mkdir(parents=True, exist_ok=True)
     for scenario in all_scenarios():
         results_path = RESULTS_DIR / f"{scenario.name}.json"
         _, missing = checkout.find(scenario.stages)
-        if results_path.exists() and scenario.table:
-            results = json.loads(results_path.read_text())
-            chart = IMG_DIR / f"{scenario.name}.svg"
-            # Relative to docs/measured.md, the page that includes the snippet.
-            link = f"img/bench/{chart.name}" if chart.exists() else None
-            text = page.measured(scenario, results, link)
-        else:
-            text = page.not_measured(scenario, missing)
-        (out / f"{scenario.name}.md").write_text(text)
-    print(f"bench: wrote the Measured page's snippets to {out}")
+        chart = IMG_DIR / f"{scenario.name}.svg"
+        for suffix, img_folder in SNIPPET_PAGES.items():
+            if results_path.exists() and scenario.table:
+                link = f"{img_folder}/{chart.name}" if chart.exists() else None
+                text = page.measured(scenario, json.loads(results_path.read_text()), link)
+            else:
+                text = page.not_measured(scenario, missing)
+            (out / f"{scenario.name}{suffix}.md").write_text(text)
+    print(f"bench: wrote the pages' snippets to {out}")
     return 0
 
 
@@ -111,11 +113,13 @@ def parser():
                      help="tiny durations, into a temporary folder (also BENCH_SMOKE=1)")
     run.add_argument("--seconds", type=int,
                      help="seconds per measured run, instead of the scenario's own")
+    run.add_argument("--repetitions", type=int,
+                     help="measured runs of each thing compared, instead of the scenario's own")
     run.add_argument("--out", help="write results/, img/ and pages/ into this folder instead")
     run.set_defaults(run=cmd_run)
     sub.add_parser("charts", help="redraw the charts from the results (bench venv)"
                    ).set_defaults(run=cmd_charts)
-    docs = sub.add_parser("docs", help="write the Measured page's snippets")
+    docs = sub.add_parser("docs", help="write the pages' snippets")
     docs.add_argument("--out", help=f"folder (default {SNIPPETS_DIR.relative_to(ROOT)})")
     docs.set_defaults(run=cmd_docs)
     return main
@@ -132,9 +136,6 @@ def main(argv=None):
         return 2
     except checkout.StageError as error:
         print(f"bench: {error}", file=sys.stderr)
-        return 1
-    except runner.TimeLimit as error:
-        print(f"bench: stopped: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bench: interrupted; every process it started is stopped", file=sys.stderr)

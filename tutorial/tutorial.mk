@@ -75,9 +75,12 @@ $(BENCH_VENV)/.installed: bench/requirements.txt
 	touch $@
 
 # SCENARIO=name runs one scenario, BENCH_SECONDS=n shortens each measured run,
-# BENCH_OUT=dir writes results, charts and snippets there instead.
+# BENCH_REPETITIONS=n sets how many runs each is measured, BENCH_OUT=dir writes
+# results, charts and snippets there instead.
 BENCH_OPTIONS := $(if $(SCENARIO),--scenario $(SCENARIO)) \
-	$(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS)) $(if $(BENCH_OUT),--out $(BENCH_OUT))
+	$(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS)) \
+	$(if $(BENCH_REPETITIONS),--repetitions $(BENCH_REPETITIONS)) \
+	$(if $(BENCH_OUT),--out $(BENCH_OUT))
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/bench.py run $(BENCH_OPTIONS)

@@ -26,6 +26,7 @@ class Panel:
     title: str
     ylabel: str
     series: list
+    notes: list = field(default_factory=list)  # a text above each group, such as a ratio
 
 
 def bar_chart(path, title, labels, panels, note=""):
@@ -61,10 +62,15 @@ def draw_panel(axis, panel, labels):
                         label=series.name, color=COLOURS[index % len(COLOURS)])
         axis.bar_label(bars, labels=[short_number(v) for v in series.values], padding=2,
                        fontsize=8)
+    for position, note in enumerate(panel.notes):
+        top = max(max(s.highs[position] if s.highs else 0, s.values[position])
+                  for s in panel.series)
+        axis.annotate(note, (position, top), xytext=(0, 14), textcoords="offset points",
+                      ha="center", fontsize=9, fontweight="bold")
     axis.set_title(panel.title, fontsize=10)
     axis.set_ylabel(panel.ylabel)
     axis.set_xticks(range(len(labels)), [textwrap.fill(label, 12) for label in labels])
-    axis.margins(y=0.15)
+    axis.margins(y=0.3 if panel.notes else 0.15)
     axis.spines[["top", "right"]].set_visible(False)
     if len(panel.series) > 1:
         axis.legend(frameon=False, fontsize=8)

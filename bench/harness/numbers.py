@@ -1,4 +1,4 @@
-"""Summaries of repeated wrk runs, and the formatting the tables share."""
+"""Summaries of repeated runs, and the formatting the tables share."""
 import statistics
 
 
@@ -8,9 +8,7 @@ def summarize(samples):
         return [pick(sample) for sample in samples]
 
     def median_range(pick, digits):
-        found = values(pick)
-        return {"median": round(statistics.median(found), digits),
-                "min": round(min(found), digits), "max": round(max(found), digits)}
+        return spread(values(pick), digits)
 
     wall = sum(values(lambda s: s["wall_seconds"]))
     server_cpu = sum(values(lambda s: s["server_cpu_seconds"]))
@@ -30,6 +28,12 @@ def summarize(samples):
         "wrk_cores": round(wrk_cpu / wall, 2),
         "other_cores": round(max(0.0, busy - server_cpu - wrk_cpu) / wall, 2),
     }
+
+
+def spread(values, digits):
+    """Return the median, lowest and highest of some values, rounded."""
+    return {"median": round(statistics.median(values), digits),
+            "min": round(min(values), digits), "max": round(max(values), digits)}
 
 
 def errors(counts):

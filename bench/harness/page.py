@@ -13,9 +13,10 @@ def machine_line(results):
                        for version, info in results["stages"].items())
     pythons = sorted({info["python"] for info in results["stages"].values()})
     load = ", ".join(str(value) for value in m["load_average_at_start"])
+    tools = [f"Python {', '.join(pythons)}", results.get("load_generator"), stages]
     return (f"Measured on {m['date'][:10]} on {m['cpu_model']} ({m['cpu_count']} CPUs, "
             f"{m['memory_gib']} GiB of memory), {m['os']}, load average {load} at the start; "
-            f"Python {', '.join(pythons)}; {results['load_generator']}; {stages}. "
+            f"{'; '.join(tool for tool in tools if tool)}. "
             f"`make bench` took {results['total_seconds']:.0f} s for this scenario.")
 
 

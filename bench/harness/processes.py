@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -88,35 +89,105 @@ def cleanup_on_exit():
             signal.signal(sig, handler)
 
 
-def wait_with_usage(process, timeout):
-    """Wait for a child and return (exit code, CPU seconds it used), killing it after timeout."""
-    timer = threading.Timer(timeout, lambda: _signal_group(process, signal.SIGKILL))
+def wait_with_usage(process, timeout, stop=None):
+    """Wait for a child; return (exit code, CPU seconds it used, whether it ran out of time).
+
+    The CPU seconds are those of the child and of every descendant it waited
+    for. After timeout seconds, stop(process) ends it (by default SIGKILL to
+    its group) while this thread keeps waiting for its status.
+    """
+    expired = threading.Event()
+
+    def expire():
+        expired.set()
+        if stop:
+            stop(process)
+        else:
+            _signal_group(process.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, expire)
     timer.start()
     try:
         _, status, usage = os.wait4(process.pid, 0)
     finally:
         timer.cancel()
+        timer.join()  # a stop() under way finishes before the next process can start
     process.returncode = os.waitstatus_to_exitcode(status)
     forget(process)
-    return process.returncode, usage.ru_utime + usage.ru_stime
+    return process.returncode, usage.ru_utime + usage.ru_stime, expired.is_set()
 
 
-def _signal_group(process, sig):
+def stop_tree(process, grace=STOP_GRACE_SECONDS):
+    """Interrupt a process's group and its descendants' groups; kill what is left after grace.
+
+    Descendants may have sessions of their own (the tests start gunicorn so),
+    which a signal to the leader's group would miss. SIGINT first lets pytest
+    run its teardown: servers stopped, PostgreSQL schemas dropped.
+    """
+    pids = {process.pid, *descendants(process.pid)}
+    spared = {None, os.getpgrp()}  # never our own group
+    groups = {process.pid, *(group_of(pid) for pid in pids)} - spared
+    for group in groups:
+        _signal_group(group, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(is_running(pid) for pid in pids):
+        time.sleep(0.2)
+    groups |= {group_of(pid) for pid in descendants(process.pid)} - spared
+    for group in groups:
+        _signal_group(group, signal.SIGKILL)
+
+
+def _signal_group(pgid, sig):
     """Send a signal to a process group that may be gone already."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)
+        os.killpg(pgid, sig)
 
 
-def group_cpu_seconds(pgid):
-    """Return the CPU seconds used so far by the live processes of a process group."""
-    total = 0
+def proc_stats():
+    """Yield (pid, fields after the command name) of /proc/<pid>/stat for every live process."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:  # the process ended while we looked
             continue
         # The command name, in parentheses, may hold spaces: split after it.
-        fields = text[text.rindex(")") + 2:].split()
+        yield int(stat.parent.name), text[text.rindex(")") + 2:].split()
+
+
+def descendants(pid):
+    """Return the pids of the live descendants of a process, from /proc."""
+    children = {}
+    for child, fields in proc_stats():
+        children.setdefault(int(fields[1]), []).append(child)  # fields[1] is the parent
+    found, unvisited = [], [pid]
+    while unvisited:
+        for child in children.get(unvisited.pop(), []):
+            found.append(child)
+            unvisited.append(child)
+    return found
+
+
+def group_of(pid):
+    """Return the process group of pid, or None if it has ended."""
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def is_running(pid):
+    """Say whether pid is alive and not a zombie waiting to be reaped."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2:].split()[0] != "Z"
+
+
+def group_cpu_seconds(pgid):
+    """Return the CPU seconds used so far by the live processes of a process group."""
+    total = 0
+    for _, fields in proc_stats():
         if int(fields[2]) == pgid:  # fields[2] is the process group
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS

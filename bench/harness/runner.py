@@ -10,17 +10,20 @@ from pathlib import Path
 
 from . import checkout, machine, page, processes, wrk
 
+SMOKE_MAX_MINUTES = 10  # per scenario, most of it for a first install of a stage's venv
+
 
 class TimeLimit(Exception):
-    """The whole run took longer than it may."""
+    """A scenario took longer than it may."""
 
 
 class BenchRun:
     """What a scenario's measure() gets: stages, folders, progress, and whether to be brief."""
 
-    def __init__(self, smoke, stack, work_root, seconds=None):
+    def __init__(self, smoke, stack, work_root, seconds=None, repetitions=None):
         self.smoke = smoke
         self.seconds = seconds
+        self.repetitions = repetitions
         self._stack = stack
         self.work_root = work_root
         self.log_dir = work_root / "logs"
@@ -37,10 +40,12 @@ class BenchRun:
         return self._checkouts[version]
 
     def settings(self, full, smoke):
-        """Return a scenario's full or smoke settings, with the duration asked for, if any."""
+        """Return the full or smoke settings, with the duration and repetitions asked for."""
         chosen = dict(smoke if self.smoke else full)
-        if self.seconds:
+        if self.seconds and "seconds" in chosen:
             chosen["seconds"] = self.seconds
+        if self.repetitions:
+            chosen["repetitions"] = self.repetitions
         return chosen
 
     def work_dir(self, name):
@@ -79,21 +84,22 @@ class Outputs:
         return cls(folder / "results", folder / "img", folder / "pages")
 
 
-def run_scenarios(scenarios, smoke, outputs, max_seconds, seconds=None):
+def run_scenarios(scenarios, smoke, outputs, seconds=None, repetitions=None):
     """Run every scenario whose stages exist; return the names of those that failed."""
     failed = []
     work_root = Path(tempfile.mkdtemp(prefix="flack-bench-"))
     finished = False
     try:
         # Leaving the block kills the started processes first, then removes the worktrees.
-        with time_limit(max_seconds), contextlib.ExitStack() as stack, \
-                processes.cleanup_on_exit():
-            bench_run = BenchRun(smoke, stack, work_root, seconds)
+        with contextlib.ExitStack() as stack, processes.cleanup_on_exit():
+            bench_run = BenchRun(smoke, stack, work_root, seconds, repetitions)
             for scenario in scenarios:
+                minutes = SMOKE_MAX_MINUTES if smoke else scenario.max_minutes
                 try:
-                    run_one(scenario, bench_run, outputs)
+                    with time_limit(minutes * 60):
+                        run_one(scenario, bench_run, outputs)
                 except (RuntimeError, OSError, subprocess.SubprocessError,
-                        checkout.StageError) as error:
+                        checkout.StageError, TimeLimit) as error:
                     print(f"bench: {scenario.name}: FAILED: {error}", flush=True)
                     failed.append(scenario.name)
         finished = True
@@ -117,17 +123,21 @@ def run_one(scenario, bench_run, outputs):
               "skipped", flush=True)
         return
     print(f"bench: {scenario.name}: {scenario.title} ({', '.join(scenario.stages)})", flush=True)
-    wrk.require()
+    if scenario.needs_wrk:
+        wrk.require()
     started = time.monotonic()
     described = machine.describe()
     measured = scenario.measure(bench_run)
     results = {"scenario": scenario.name, "title": scenario.title, "smoke": bench_run.smoke,
-               "machine": described, "load_generator": wrk.version(),
+               "machine": described,
+               "load_generator": wrk.version() if scenario.needs_wrk else None,
                "total_seconds": round(time.monotonic() - started), **measured}
     results["stages"] = bench_run.stages_info(scenario.stages)
     written = write_outputs(scenario, results, outputs)
     print(f"bench: {scenario.name}: done in {results['total_seconds']} s; wrote "
           f"{', '.join(map(str, written))}", flush=True)
+    if results.get("failures"):  # written down, and still a failed scenario
+        raise RuntimeError("; ".join(results["failures"]))
 
 
 def write_outputs(scenario, results, outputs):
@@ -136,12 +146,14 @@ def write_outputs(scenario, results, outputs):
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     svg_path = outputs.img_dir / f"{scenario.name}.svg"
+    svg_path.unlink(missing_ok=True)  # a chart with nothing valid to draw is not drawn
     scenario.chart(results, svg_path)
-    written = [json_path, svg_path]
+    written = [json_path] + ([svg_path] if svg_path.exists() else [])
     if outputs.pages_dir:
         page_path = outputs.pages_dir / f"{scenario.name}.md"
         page_path.parent.mkdir(parents=True, exist_ok=True)
-        page_path.write_text(page.measured(scenario, results, svg_path.as_uri()))
+        link = svg_path.as_uri() if svg_path.exists() else None
+        page_path.write_text(page.measured(scenario, results, link))
         written.append(page_path)
     return written
 
@@ -150,7 +162,7 @@ def write_outputs(scenario, results, outputs):
 def time_limit(seconds):
     """Raise TimeLimit in the main thread if the block runs longer than seconds."""
     def expire(signum, frame):
-        raise TimeLimit(f"the benchmark ran longer than its limit of {seconds:.0f} seconds")
+        raise TimeLimit(f"it ran longer than its limit of {seconds:.0f} seconds")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.alarm(int(seconds))

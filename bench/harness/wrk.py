@@ -61,11 +61,13 @@ def measure(url, connections, seconds, server_pgid, work_dir, threads=1):
     busy_before = processes.machine_busy_seconds()
     started = time.monotonic()
     process = processes.start(command, work_dir, None, output)
-    code, wrk_cpu = processes.wait_with_usage(process, seconds + OVERRUN_SECONDS)
+    code, wrk_cpu, overran = processes.wait_with_usage(process, seconds + OVERRUN_SECONDS)
     wall = time.monotonic() - started
     busy = processes.machine_busy_seconds() - busy_before
     server_cpu = processes.group_cpu_seconds(server_pgid) - server_before
     text = output.read_text()
+    if overran:
+        raise RuntimeError(f"wrk ran {OVERRUN_SECONDS} s past its duration and was killed")
     if code != 0:
         raise RuntimeError(f"wrk exited with {code}:\n{text[-2000:]}")
     report = next((json.loads(line[len(REPORT_PREFIX):]) for line in text.splitlines()

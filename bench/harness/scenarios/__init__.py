@@ -19,9 +19,12 @@ class Scenario:
     question: str  # what it measures, in one sentence
     stages: tuple  # the versions it needs
     also_needs: str = ""  # anything else it needs besides the stages
+    needs_wrk: bool = True  # whether it loads a server with wrk
+    max_minutes: int = 15  # its time limit in a full run, a first venv install included
     # measure(run) returns {"settings": ..., "runs": [...]}; run is a runner.BenchRun.
+    # A list of "failures" in it is written down, and makes the scenario fail.
     measure: Callable | None = None
-    chart: Callable | None = None  # chart(results, path) writes an SVG
+    chart: Callable | None = None  # chart(results, path) writes an SVG (none: nothing valid)
     table: Callable | None = None  # table(results) returns markdown
     reading: Callable | None = None  # reading(results) returns markdown sentences
 
