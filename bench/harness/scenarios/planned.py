@@ -3,26 +3,26 @@ from . import Scenario
 
 SCENARIOS = [
     Scenario(
-        name="link-previews", number=1,
+        name="link-previews", number=2,
         title="Link previews inside the request, or in a background task",
         question="How long POST /api/messages takes (p50 and p95) when the message links to a "
                  "local page that answers after one second, at v0.13 and at v0.15.",
         stages=("v0.13", "v0.15")),
     Scenario(
-        name="polling-vs-push", number=3,
+        name="polling-vs-push", number=4,
         title="Polling, or pushing messages with Socket.IO",
         question="How many requests the server answers, and how long a message takes to reach "
                  "the other clients, when many tabs are open: the polling client of v0.13 "
                  "against the Socket.IO client of v0.17.",
         stages=("v0.13", "v0.17")),
     Scenario(
-        name="workers", number=4,
+        name="workers", number=5,
         title="One process, or several",
         question="Requests per second and latency with one server process and with several "
                  "sharing state through Redis, at v0.18.",
         stages=("v0.18",)),
     Scenario(
-        name="fan-out", number=5,
+        name="fan-out", number=6,
         title="Fan-out against a Node.js Socket.IO reference",
         question="How long one message takes to reach every connected client, for Flack at "
                  "v0.17 and for a minimal Node.js socket.io server doing the same.",

@@ -1,4 +1,4 @@
-"""Scenario 2: the development server against gunicorn with eventlet and with gevent (v0.13)."""
+"""Scenario 3: the development server against gunicorn with eventlet and with gevent (v0.13)."""
 import contextlib
 
 from .. import chart, flackapp, wrk
@@ -110,7 +110,7 @@ def reading(results):
 
 
 SCENARIO = Scenario(
-    name="web-servers", number=2,
+    name="web-servers", number=3,
     title="The development server, or gunicorn with green threads",
     question="Requests per second and p95 latency of GET /api/messages with 50 clients at "
              "once, at v0.13, on the development server and on gunicorn with eventlet and "
