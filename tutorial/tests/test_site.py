@@ -23,7 +23,8 @@ TOP = TUTORIAL.parent
 SITE = Path(os.environ.get("SITE_DIR") or TOP / "site")
 # Emphasis glued to a word or a slash is a name that Markdown ate: flack/<strong>init</strong>.py
 EATEN_NAME = re.compile(r"[\w/.]<(strong|em)>[\w.]+</\1>|<(strong|em)>[\w.]+</\2>(?:[\w/]|\.\w)")
-COUNT = re.compile(r"\b(\d+) tests?\b(?P<after>(?:\W+\w+){0,3})")
+# "89 test functions" counts functions, not the tests their parameters make.
+COUNT = re.compile(r"\b(\d+) tests?\b(?!\W+functions?\b)(?P<after>(?:\W+\w+){0,3})")
 PARTIAL = re.compile(r"\b(added|new|more|fewer|for|in tests/)", re.I)
 
 
