@@ -1,14 +1,15 @@
 # Everyday commands for this stage: `make run` starts the chat on the development
 # server, `make serve` on gunicorn as in production (honcho runs the Procfile's release
 # process, then its web process), `make test` runs the tests and reports their coverage,
-# `make lint` checks the code style. They call manage.py, which has more commands, and
-# create the virtual environment on first use. VENV can point elsewhere: the stage
+# `make lint` checks the code style, `make mutate` tries the tests against mutants of
+# the code. They call manage.py, which has more commands, and create the virtual
+# environment on first use. VENV can point elsewhere: the stage
 # checker shares one environment between stages with the same requirements.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run serve test lint
+.PHONY: run serve test lint mutate
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py db upgrade
@@ -25,6 +26,15 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/python manage.py lint
+
+# MUTANTS="flack.auth*" for one module's mutants; the survivors are listed at the end.
+mutate: $(VENV)/.installed-dev
+	$(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/mutmut results
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -15,7 +15,7 @@ from flask_migrate import Migrate
 
 from config import load as load_config
 
-from . import commands, stats
+from . import commands, errors, stats
 from .api import api as api_blueprint
 from .main import main as main_blueprint
 from .models import db
@@ -24,7 +24,7 @@ from .models import db
 # commands find them from any folder, not only from the project's top folder.
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
-migrate = Migrate(directory=MIGRATIONS)
+migrate = Migrate(db=db, directory=MIGRATIONS)
 
 
 def create_app(config=None):
@@ -32,8 +32,9 @@ def create_app(config=None):
     app = Flask(__name__)
     app.config.from_mapping(load_config(config))
     db.init_app(app)
-    migrate.init_app(app, db)
+    migrate.init_app(app)
     stats.init_app(app)
+    errors.init_app(app)
     app.register_blueprint(main_blueprint)
     app.register_blueprint(api_blueprint, url_prefix="/api")
     commands.init_app(app)

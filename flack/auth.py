@@ -2,7 +2,6 @@
 
 Views import basic_auth or token_auth from here and protect themselves with
 @basic_auth.login_required, @token_auth.login_required or @token_optional.
-The JSON answers to a failed login are with the API's other errors, in api/errors.py.
 """
 from functools import wraps
 
@@ -11,6 +10,7 @@ from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth
 from sqlalchemy import select
 
 from . import utils
+from .errors import error_response
 from .models import Token, User, db
 
 # A custom scheme in WWW-Authenticate: with "Basic" there, browsers answer a 401 to
@@ -22,13 +22,12 @@ token_auth = HTTPTokenAuth(scheme="Bearer", realm="flack")
 @basic_auth.verify_password
 def verify_password(nickname, password):
     """Return the user whose nickname and password these are."""
-    if not nickname or not password or not utils.storable(nickname):
+    if not utils.storable(nickname):  # PostgreSQL would fail on a NUL in the query
         return None
     user = db.session.scalar(select(User).where(User.nickname == nickname))
     if user is None or not user.check_password(password):
         return None
-    user.ping()
-    db.session.commit()
+    user.ping()  # committed by the view, with the token it issues
     return user
 
 
@@ -48,6 +47,18 @@ def verify_token(token):
     return row.user
 
 
+@basic_auth.error_handler
+def basic_auth_error(status):
+    """Explain a failed nickname/password login."""
+    return error_response(status, "invalid nickname or password")
+
+
+@token_auth.error_handler
+def token_auth_error(status):
+    """Explain a missing, invalid or expired token."""
+    return error_response(status, "a valid token is required")
+
+
 def token_optional(view):
     """Let requests without a token through, but reject a token that is not valid."""
     authenticated_view = token_auth.login_required(view)
@@ -58,3 +69,4 @@ def token_optional(view):
             return view(*args, **kwargs)
         return authenticated_view(*args, **kwargs)
     return wrapper
+

@@ -1,30 +1,29 @@
-"""The application's commands: runserver, and what `shell` preloads.
+"""The application's own command: runserver.
 
-create_app() registers them on every application, so `python manage.py <command>`
-and `flask --app flack <command>` both run them. Flask-Migrate adds the `db`
-commands, which create and update the database.
+create_app() registers it on every application, so `python manage.py runserver`
+and `flask --app flack runserver` both run it. Flask-Migrate adds the `db`
+commands, which create and update the database, and Flask-SQLAlchemy makes
+`shell` preload the database and the models.
 """
+import os
+
 import click
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from click.core import ParameterSource
 from flask import current_app
+from flask.cli import run_command as flask_run
 from flask.cli import with_appcontext
 from flask.helpers import get_debug_flag
-from werkzeug.serving import is_running_from_reloader, run_simple
+from werkzeug.serving import is_running_from_reloader
 
-from .models import Message, Token, User, db
+from .models import db
 from .presence import PresenceThread
 
 
 def init_app(app):
-    """Register the commands, and the names that `shell` preloads, on an application."""
+    """Register the commands on an application."""
     app.cli.add_command(runserver)
-    app.shell_context_processor(shell_context)
-
-
-def shell_context():
-    """Preload the database and the models in `manage.py shell`."""
-    return {"db": db, "User": User, "Token": Token, "Message": Message}
 
 
 def database_is_up_to_date():
@@ -36,38 +35,29 @@ def database_is_up_to_date():
     return applied == newest
 
 
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="The interface to listen on; 0.0.0.0 means all of them.")
-@click.option("--port", type=int, default=5000, envvar="PORT", show_default=True,
-              help="The port to listen on (or the PORT environment variable).")
-@click.option("--debug/--no-debug", default=None,
-              help="Show tracebacks, and an interactive debugger, in the browser. "
-                   "[default: off, unless given before the command name]")
-@click.option("--reload/--no-reload", default=None,
-              help="Restart when a source file changes. [default: on with --debug]")
+# Flask's own `run` command, with its options, and the two things Flack adds to it.
+@click.command(params=flask_run.params)
+@click.pass_context
 @with_appcontext
-def runserver(host, port, debug, reload):
-    """Run the chat on Werkzeug's development server, with the presence thread."""
+def runserver(ctx, reload, **options):
+    """Run `flask run` on an up-to-date database, with the presence thread."""
+    if ctx.get_parameter_source("port") is ParameterSource.DEFAULT and os.environ.get("PORT"):
+        options["port"] = click.INT.convert(os.environ["PORT"], None, ctx)  # as gunicorn does
     if not database_is_up_to_date():  # requests and presence sweeps would fail
         raise click.ClickException("the database is not up to date with the migrations:"
                                    " run `python manage.py db upgrade` first")
-    if debug is None:
-        debug = get_debug_flag()  # set by `manage.py --debug runserver`
-    if reload is None:
-        reload = debug
     # The application itself, not the current_app proxy: the server's threads
     # and the presence thread use it outside this command's app context.
     app = current_app._get_current_object()
-    app.debug = debug
     # With the reloader, this process only watches the files and a child process
     # serves the requests: the presence thread belongs in the child.
+    reloading = get_debug_flag() if reload is None else reload  # as `flask run` decides
     presence = None
-    if not reload or is_running_from_reloader():
+    if not reloading or is_running_from_reloader():
         presence = PresenceThread(app)
         presence.start()
     try:
-        run_simple(host, port, app, use_reloader=reload, use_debugger=debug, threaded=True)
+        ctx.invoke(flask_run.callback, reload=reload, **options)
     finally:
         if presence is not None:
             presence.stop()

@@ -31,27 +31,44 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
+# The limits of what a user types in, which the API checks and the login form shows.
+NICKNAME_MAX_LENGTH = 32  # the column's size: changing it needs a migration
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128
 
-class Timestamps:
-    """Creation and update times for a model; the same instant for a new row."""
-    created_at: Mapped[float]
-    updated_at: Mapped[float] = mapped_column(index=True)
+
+class Stamped:
+    """A model whose new rows take their times from one reading of the clock."""
+    # The columns that a new row sets to the current time.
+    stamped_on_creation = ()
 
     def __init__(self, **fields):
         now = utils.timestamp()
-        super().__init__(**{"created_at": now, "updated_at": now, **fields})
+        super().__init__(**{**dict.fromkeys(self.stamped_on_creation, now), **fields})
+
+
+class Timestamps(Stamped):
+    """Creation and update times; polling clients ask for the rows updated since a time."""
+    stamped_on_creation = ("created_at", "updated_at")
+
+    created_at: Mapped[float]
+    updated_at: Mapped[float] = mapped_column(index=True)
+
+    def touch(self):
+        """Record that the row changed just now."""
+        self.updated_at = utils.timestamp()
 
 
 class User(Timestamps, db.Model):
     """A chat user."""
     __tablename__ = "users"
+    stamped_on_creation = ("created_at", "updated_at", "last_seen_at")
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nickname: Mapped[str] = mapped_column(String(32), unique=True)
+    nickname: Mapped[str] = mapped_column(String(NICKNAME_MAX_LENGTH), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     online: Mapped[bool] = mapped_column(default=False)
-    # The lambda looks utils.timestamp() up at call time, so tests can control the clock.
-    last_seen_at: Mapped[float] = mapped_column(default=lambda: utils.timestamp())
+    last_seen_at: Mapped[float]
 
     messages: Mapped[list["Message"]] = relationship(back_populates="author")
     tokens: Mapped[list["Token"]] = relationship(
@@ -59,7 +76,8 @@ class User(Timestamps, db.Model):
 
     def set_password(self, password):
         """Store a salted hash of the password, never the password itself."""
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(
+            password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
     def check_password(self, password):
         """Tell whether the password is this user's."""
@@ -71,6 +89,16 @@ class User(Timestamps, db.Model):
         if not self.online:
             self.online = True
             self.updated_at = self.last_seen_at
+
+    def go_offline(self):
+        """Mark the user offline, as an update that polling clients see."""
+        self.online = False
+        self.touch()
+
+    @property
+    def owner(self):
+        """The user who may edit this user: the user themselves."""
+        return self
 
     def to_dict(self):
         """Return the user as the API shows it."""
@@ -85,14 +113,15 @@ class User(Timestamps, db.Model):
         }
 
 
-class Token(db.Model):
+class Token(Stamped, db.Model):
     """An API token; only a SHA-256 digest of it is stored."""
     __tablename__ = "tokens"
+    stamped_on_creation = ("created_at",)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    created_at: Mapped[float] = mapped_column(default=lambda: utils.timestamp())
+    created_at: Mapped[float]
     expires_at: Mapped[float]
 
     user: Mapped[User] = relationship(back_populates="tokens")
@@ -106,8 +135,8 @@ class Token(db.Model):
     def issue(cls, user):
         """Create a token for the user; return the token itself and its row."""
         token = secrets.token_urlsafe(32)
-        row = cls(digest=cls.digest_of(token), user=user,
-                  expires_at=utils.timestamp() + current_app.config["TOKEN_LIFETIME"])
+        row = cls(digest=cls.digest_of(token), user=user)
+        row.expires_at = row.created_at + current_app.config["TOKEN_LIFETIME"]
         return token, row
 
 
@@ -121,6 +150,11 @@ class Message(Timestamps, db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
 
     author: Mapped[User] = relationship(back_populates="messages")
+
+    @property
+    def owner(self):
+        """The user who may edit this message: its author."""
+        return self.author
 
     def to_dict(self):
         """Return the message as the API shows it."""

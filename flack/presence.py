@@ -18,8 +18,7 @@ def mark_offline_users():
     users = db.session.scalars(
         select(User).where(User.online, User.last_seen_at < cutoff)).all()
     for user in users:
-        user.online = False
-        user.updated_at = utils.timestamp()
+        user.go_offline()
     db.session.commit()
     return users
 

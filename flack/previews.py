@@ -6,6 +6,7 @@ Fetching a URL that a user chose is also dangerous (server-side request forgery)
 the checks below keep the server away from loopback and private addresses.
 """
 import contextlib
+import contextvars
 import ipaddress
 import socket
 import threading
@@ -13,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from bs4 import BeautifulSoup
-from flask import current_app, g
+from flask import current_app
 from markupsafe import escape
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -23,6 +24,12 @@ from werkzeug.http import parse_options_header
 
 class PreviewRefused(Exception):
     """A link that the server must not fetch."""
+
+
+# The sockets that the fetch in progress has opened, for its deadline to hang up.
+# A context variable, not flask.g: each thread (and each green thread) sees its own
+# list, with or without a request, so a background worker can fetch previews too.
+open_sockets = contextvars.ContextVar("open_sockets")
 
 
 def resolve_addresses(host):
@@ -64,7 +71,7 @@ class PublicPeerCheck:
         if not address_allowed(peer):
             self.close()
             raise PreviewRefused(f"connected to a non-public address {peer}")
-        g.preview_sockets.append(self.sock)  # for the deadline in fetch_page()
+        open_sockets.get().append(self.sock)  # for the deadline in fetch_page()
 
 
 class PublicHTTPConnection(PublicPeerCheck, HTTPConnection):
@@ -125,15 +132,16 @@ def fetch_page(url):
     # A read timeout starts again with every byte that arrives, so a server that
     # sends a byte a second could hold the request for ever. A timer hangs up
     # on the page at the deadline instead.
-    g.preview_sockets = []
-    deadline = threading.Timer(current_app.config["LINK_PREVIEW_TIMEOUT"], hang_up,
-                               [g.preview_sockets])
+    sockets = []
+    reset = open_sockets.set(sockets)
+    deadline = threading.Timer(current_app.config["LINK_PREVIEW_TIMEOUT"], hang_up, [sockets])
     deadline.start()
     try:
         with preview_session() as session:
             return follow_redirects(session, url)
     finally:
         deadline.cancel()
+        open_sockets.reset(reset)
 
 
 def follow_redirects(session, url):

@@ -1,9 +1,8 @@
 """Small helpers that the rest of Flack uses and that need nothing from it."""
 import time
 
-from flask import current_app, has_request_context, jsonify
+from flask import current_app, has_request_context
 from flask import url_for as flask_url_for
-from werkzeug.http import HTTP_STATUS_CODES
 
 
 def timestamp():
@@ -18,13 +17,6 @@ def url_for(*args, **kwargs):
     # Background threads have an app context but no request to build URLs from.
     with current_app.test_request_context():
         return flask_url_for(*args, **kwargs)
-
-
-def error_response(status, message):
-    """Return the JSON response that every error uses."""
-    response = jsonify(error=HTTP_STATUS_CODES.get(status, "Error"), message=message)
-    response.status_code = status
-    return response
 
 
 def storable(text):

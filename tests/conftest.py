@@ -1,4 +1,5 @@
 """Fixtures that every test module can use: the app, its client, a clock and accounts."""
+import contextlib
 import ipaddress
 import secrets
 import socket
@@ -38,33 +39,60 @@ def no_internet(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", local_connect)
 
 
-@pytest.fixture
-def postgres_url():
-    """The URL of a new, empty PostgreSQL schema of our own, dropped after the test."""
+@contextlib.contextmanager
+def postgres_schema():
+    """Make a new, empty PostgreSQL schema of our own; give its URL; drop it afterwards."""
     schema = f"flack_test_{secrets.token_hex(6)}"
     admin = create_engine(POSTGRES_URL, poolclass=NullPool)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     # The schema comes first in the search path, so every table is made in it.
     url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """The URL of a new, empty PostgreSQL schema, for a test that makes its own tables."""
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def shared_postgres_url():
+    """A PostgreSQL schema with Flack's tables that the app tests of this process share."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=APP_DATABASES)
 def app(request):
     """A new application for each test: the testing settings and empty tables."""
-    database_url = "sqlite://"
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("postgres_url")
+    if request.param == "sqlite":
+        database_url = "sqlite://"  # a new database in memory, for each engine
+    else:
+        # Making tables in PostgreSQL takes longer than a test: they are made once
+        # per process, and emptied after each test instead.
+        database_url = request.getfixturevalue("shared_postgres_url")
     app = create_app(settings_with_database(database_url))
+    # A server gives each request an app context of its own, whose end closes the
+    # session: a change that a view did not commit is lost. Requests made here share
+    # the test's app context, so their sessions are closed after each one instead.
+    app.teardown_request(lambda error: db.session.remove())
     with app.app_context():
-        db.create_all()
+        db.create_all()  # only the missing tables: none after the first test
         yield app
         db.session.remove()
-        db.drop_all()
+        if request.param == "postgresql":
+            db.create_all()  # in case the test dropped some
+            names = ", ".join(table.name for table in db.metadata.sorted_tables)
+            with db.engine.begin() as connection:
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         db.engine.dispose()  # close its connections before the schema is dropped
 
 

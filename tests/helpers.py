@@ -3,6 +3,7 @@ import os
 import socket
 import time
 import urllib.request
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -61,12 +62,14 @@ def count(model):
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-def assert_error(response, status):
-    """Check that a response is a JSON error with the given status."""
+def assert_error(response, status, mentions=""):
+    """Check that a response is a JSON error with the given status, whose message
+    names what is wrong (mentions, such as a field's name)."""
     assert response.status_code == status
     assert response.is_json
-    assert set(response.json) == {"error", "message"}
-    assert response.json["message"]
+    assert response.json.keys() == {"error", "message"}
+    assert response.json["error"] == HTTPStatus(status).phrase
+    assert response.json["message"] and mentions in response.json["message"]
 
 
 def assert_inert(html):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import urllib.request
 
+import flask.cli
 import pytest
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
@@ -57,7 +58,7 @@ def test_runserver_refuses_a_database_without_the_latest_migration(app, fake_ser
     assert "run `python manage.py db upgrade` first" in result.output
     db.drop_all()  # and with no tables at all
     assert runner.invoke(args=["runserver"]).exit_code == 1
-    assert fake_server.runs == [] and fake_server.presence_threads == 0
+    assert fake_server.runs == [] and fake_server.threads == []
 
 
 class FakePresenceThread:
@@ -82,13 +83,10 @@ class FakeServer:
         self.threads = []
         self.log = []
 
-    @property
-    def presence_threads(self):
-        return len(self.threads)
-
-    def run_simple(self, host, port, app, **options):
+    def run_simple(self, host, port, app, use_reloader, use_debugger, **options):
         self.log.append("serves")
-        self.runs.append({"host": host, "port": port, "debug": app.debug, **options})
+        self.runs.append({"host": host, "port": port, "app": app,
+                          "reloader": use_reloader, "debugger": use_debugger})
 
     def presence_thread(self, app):
         self.threads.append(FakePresenceThread(app, self.log))
@@ -101,47 +99,52 @@ def fake_server(app, monkeypatch):
     # The app fixture made the tables; this records them as the latest migration's.
     assert app.test_cli_runner().invoke(args=["db", "stamp", "head"]).exit_code == 0
     fake = FakeServer()
-    monkeypatch.setattr(commands, "run_simple", fake.run_simple)
+    monkeypatch.setattr(flask.cli, "run_simple", fake.run_simple)
     monkeypatch.setattr(commands, "PresenceThread", fake.presence_thread)
-    monkeypatch.setattr(app, "debug", False)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
     return fake
+
+
+def runserver(app, *args):
+    """Run `manage.py runserver` with this app, in this process; return click's result."""
+    result = CliRunner().invoke(manage.cli, [*args], obj=ScriptInfo(create_app=lambda: app))
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def test_runserver_defaults(app, fake_server, monkeypatch):
     monkeypatch.delenv("PORT", raising=False)
-    monkeypatch.delenv("FLASK_DEBUG", raising=False)
-    result = app.test_cli_runner().invoke(args=["runserver"])
-    assert result.exit_code == 0, result.output
-    assert fake_server.runs == [{"host": "127.0.0.1", "port": 5000, "debug": False,
-                                 "use_reloader": False, "use_debugger": False,
-                                 "threaded": True}]
+    runserver(app, "runserver")
+    assert fake_server.runs == [{"host": "127.0.0.1", "port": 5000, "app": app,
+                                 "reloader": False, "debugger": False}]
     # The presence thread ran with this app during the server's life, and was stopped.
     [thread] = fake_server.threads
     assert thread.app is app
     assert fake_server.log == ["presence starts", "serves", "presence stops"]
 
 
-def test_runserver_options(app, fake_server, monkeypatch):
-    monkeypatch.setenv("PORT", "8001")
-    result = app.test_cli_runner().invoke(args=["runserver", "--host", "0.0.0.0", "--debug"])
-    assert result.exit_code == 0, result.output
+def test_runserver_takes_flask_runs_options(app, fake_server, monkeypatch):
+    monkeypatch.setenv("FLASK_DEBUG", "0")  # --debug sets it; restored afterwards
+    monkeypatch.setenv("PORT", "8003")  # the option wins over the variable
+    runserver(app, "runserver", "--host", "0.0.0.0", "--port", "8001", "--debug")
     run = fake_server.runs[0]
-    assert (run["host"], run["port"], run["debug"]) == ("0.0.0.0", 8001, True)
-    assert run["use_reloader"] and run["use_debugger"]
+    assert (run["host"], run["port"], run["reloader"], run["debugger"]) == (
+        "0.0.0.0", 8001, True, True)
     # The reloader's watching process starts no presence thread; its child will.
-    assert fake_server.presence_threads == 0
-    result = app.test_cli_runner().invoke(args=["runserver", "--port", "8002", "--debug",
-                                                "--no-reload"])
-    assert result.exit_code == 0, result.output
-    assert fake_server.runs[1]["port"] == 8002
-    assert not fake_server.runs[1]["use_reloader"]
-    assert fake_server.presence_threads == 1
+    assert fake_server.threads == []
+    runserver(app, "runserver", "--debug", "--no-reload")
+    assert (fake_server.runs[1]["port"], fake_server.runs[1]["reloader"]) == (8003, False)
+    assert len(fake_server.threads) == 1
     # manage.py's own --debug, before the command name, reaches runserver too.
-    monkeypatch.setenv("FLASK_DEBUG", "0")  # the option sets it; restored afterwards
-    result = CliRunner().invoke(manage.cli, ["--debug", "runserver", "--no-reload"],
-                                obj=ScriptInfo(create_app=lambda: app))
-    assert result.exit_code == 0, result.output
-    assert fake_server.runs[2]["debug"] and fake_server.runs[2]["use_debugger"]
+    runserver(app, "--debug", "runserver", "--no-reload")
+    assert fake_server.runs[2]["debugger"] is True
+
+
+def test_the_reloaders_child_runs_the_presence_thread(app, fake_server, monkeypatch):
+    monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")  # what the reloader sets in its child
+    runserver(app, "runserver", "--reload")
+    assert fake_server.runs[0]["reloader"] is True
+    assert len(fake_server.threads) == 1
 
 
 def test_shell_preloads_the_models(app):

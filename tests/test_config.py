@@ -3,13 +3,14 @@ import os
 import re
 
 import pytest
+from click.testing import CliRunner
 
 import config
+import manage
 from tests.helpers import ROOT
-from tests.test_commands import manage_py
 
 
-class CustomConfig(config.Config):
+class CustomConfig(config.DevelopmentConfig):
     """A settings class of the reader's own, chosen by its dotted path."""
     STATS_WINDOW = 10
 
@@ -35,6 +36,7 @@ def test_development_is_the_default(environ):
     assert settings["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + str(ROOT / "flack.sqlite")
     assert len(settings["SECRET_KEY"]) == 64  # generated: 32 random bytes in hex
     assert settings["LINK_PREVIEWS"] is True
+    assert settings["PASSWORD_HASH_METHOD"] == "scrypt"  # slow on purpose, unlike the tests'
     assert "TESTING" not in settings
 
 
@@ -85,15 +87,15 @@ def test_environment_overrides_settings(environ):
 
 
 @pytest.mark.parametrize(("variable", "text", "message"), [
-    ("PRESENCE_TIMEOUT", "1 minute", "PRESENCE_TIMEOUT='1 minute' is not a number (int)"),
-    ("LINK_PREVIEW_TIMEOUT", "fast", "LINK_PREVIEW_TIMEOUT='fast' is not a number (float)"),
-    ("LINK_PREVIEWS", "maybe", "LINK_PREVIEWS='maybe' is not a yes/no value: use 1 or 0"),
+    ("PRESENCE_TIMEOUT", "1 minute", "PRESENCE_TIMEOUT: '1 minute' is not a valid integer."),
+    ("LINK_PREVIEW_TIMEOUT", "fast", "LINK_PREVIEW_TIMEOUT: 'fast' is not a valid float."),
+    ("LINK_PREVIEWS", "maybe", "LINK_PREVIEWS: 'maybe' is not a valid boolean."),
 ])
 def test_bad_values_are_clear_errors(environ, variable, text, message):
     environ[variable] = text
     with pytest.raises(config.ConfigError) as error:
         config.load("development")
-    assert error.value.message == message
+    assert error.value.message.startswith(message)
 
 
 def test_testing_ignores_the_environment(environ):
@@ -120,15 +122,21 @@ def test_env_example_documents_every_variable():
     assert documented == variables_read() | {"FLACK_CONFIG", "PORT", "HOST"}
 
 
-def test_production_server_refuses_to_start_without_a_key():
-    env = dict(os.environ, FLACK_CONFIG="production", SECRET_KEY="")
-    result = manage_py("runserver", env=env)
-    assert result.returncode == 1
-    assert "Error: SECRET_KEY is not set" in result.stderr
-    assert "Traceback" not in result.stderr
+def run_manage_py(*args):
+    """Run manage.py's command line in this process; return click's result."""
+    return CliRunner().invoke(manage.cli, [*args])
 
 
-def test_unknown_environment_stops_the_server():
-    result = manage_py("runserver", env=dict(os.environ, FLACK_CONFIG="prod"))
-    assert result.returncode == 1
-    assert "Error: FLACK_CONFIG='prod' is not an environment" in result.stderr
+def test_production_server_refuses_to_start_without_a_key(environ):
+    environ.update(FLACK_CONFIG="production", SECRET_KEY="")
+    result = run_manage_py("runserver")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: SECRET_KEY is not set")
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_unknown_environment_stops_the_server(environ):
+    environ["FLACK_CONFIG"] = "prod"
+    result = run_manage_py("runserver")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: FLACK_CONFIG='prod' is not an environment")

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from bs4 import BeautifulSoup
 
-from flack import previews
+from flack import previews, rendering
 from tests.helpers import assert_inert, post_message
 
 
@@ -18,12 +18,14 @@ class LocalWeb:
     def __init__(self):
         self.pages = {}         # path -> (status, headers, body)
         self.requested = []     # paths, in the order they were asked for
+        self.headers = []       # the headers of each request, in the same order
         self.release = threading.Event()  # a stalled page waits for this
         web = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 web.requested.append(self.path)
+                web.headers.append(self.headers)
                 status, headers, body = web.pages.get(self.path, (404, {}, b"no such page"))
                 if callable(body):  # a server that misbehaves in its own way
                     with contextlib.suppress(ConnectionError):
@@ -98,7 +100,10 @@ def preview_of(client, accounts):
         """Return the preview in the HTML of a message with this link, or None."""
         html = post_message(client, auth, f"look: {url}")["html"]
         assert_inert(html)
-        return BeautifulSoup(html, "html.parser").blockquote
+        preview = BeautifulSoup(html, "html.parser").blockquote
+        if preview is None:  # nothing at all follows the message's paragraph
+            assert html.endswith("</a></p>\n"), html
+        return preview
     return preview_of
 
 
@@ -108,6 +113,35 @@ def test_preview_title_and_description(web, preview_of):
     assert preview.a["href"] == web.url("/article")
     assert preview.a.get_text() == "A fine article"
     assert "All about it" in preview.get_text()
+    assert web.headers[0]["Accept"] == "text/html"  # the page, not an image or an API
+
+
+def test_preview_of_an_xhtml_page(web, preview_of):
+    web.page("/x", html_page("Strict").encode(), "application/xhtml+xml")
+    assert preview_of(web.url("/x")).a.get_text() == "Strict"
+
+
+def test_long_titles_are_shortened(web, preview_of):
+    web.page("/200", html_page("t" * 200).encode())
+    web.page("/201", html_page("t" * 201, "d" * 301).encode())
+    assert preview_of(web.url("/200")).a.get_text() == "t" * 200
+    preview = preview_of(web.url("/201"))
+    assert preview.a.get_text() == "t" * 199 + "…"
+    assert preview.get_text().endswith("d" * 299 + "…")
+
+
+def test_preview_of_a_page_in_many_pieces(web, preview_of):
+    # The title comes first, in a page longer than one read of the body.
+    web.page("/long", html_page("Long page", extra="<p>words</p>" * 5000).encode())
+    assert preview_of(web.url("/long")).a.get_text() == "Long page"
+
+
+def test_previews_ignore_proxy_settings(web, monkeypatch, preview_of):
+    # A proxy would connect for us, out of the reach of the peer address check.
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    web.page("/direct", html_page("Direct").encode())
+    assert preview_of(web.url("/direct")).a.get_text() == "Direct"
 
 
 def test_preview_prefers_open_graph(web, preview_of):
@@ -129,6 +163,7 @@ def test_preview_is_escaped(web, preview_of):
 
 @pytest.mark.parametrize("body, content_type", [
     (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (html_page("Plain text, not a page").encode(), "text/plain"),
     (b'{"title": "json"}', "application/json"),
     (html_page("").encode(), "text/html"),
     (html_page("   \n ").encode(), "text/html"),
@@ -153,9 +188,10 @@ def test_preview_with_bad_encoding(web, preview_of):
     assert preview.a.get_text().startswith("Caf")
 
 
-def test_preview_declared_charset(web, preview_of):
-    web.page("/latin", html_page("Caf\xe9").encode("latin-1"), "text/html; charset=latin-1")
-    assert preview_of(web.url("/latin")).a.get_text() == "Caf\xe9"
+@pytest.mark.parametrize("title, charset", [("Caf\xe9", "latin-1"), ("Привет, мир", "koi8-r")])
+def test_preview_declared_charset(web, preview_of, title, charset):
+    web.page("/page", html_page(title).encode(charset), f"text/html; charset={charset}")
+    assert preview_of(web.url("/page")).a.get_text() == title
 
 
 def test_preview_slow_server_times_out(web, preview_of):
@@ -210,12 +246,21 @@ def test_preview_stops_after_too_many_redirects(web, app, preview_of):
     assert len(web.requested) == app.config["LINK_PREVIEW_MAX_REDIRECTS"] + 1
 
 
+def test_a_link_twice_gets_one_preview(client, web, accounts):
+    web.page("/once", html_page("Once").encode())
+    html = post_message(client, accounts.login(), f"{web.url('/once')} {web.url('/once')}")["html"]
+    assert len(BeautifulSoup(html, "html.parser").find_all("blockquote")) == 1
+    assert web.requested == ["/once"]
+
+
 def test_previews_per_message_are_limited(client, web, accounts):
     for number in range(5):
         web.page(f"/{number}", html_page(f"Page {number}").encode())
     links = " ".join(web.url(f"/{number}") for number in range(5))
     html = post_message(client, accounts.login(), links)["html"]
-    assert len(BeautifulSoup(html, "html.parser").find_all("blockquote")) == 3
+    # The message's paragraph, then one block per preview, and nothing in between.
+    nodes = [node.name or node.strip() for node in BeautifulSoup(html, "html.parser").contents]
+    assert [node for node in nodes if node] == ["p", "blockquote", "blockquote", "blockquote"]
     assert web.requested == ["/0", "/1", "/2"]
 
 
@@ -253,7 +298,8 @@ def test_dns_rebinding_refused(web, app, monkeypatch, preview_of):
     "http://localhost/", "http://127.0.0.1/", "http://[::1]/", "http://10.1.2.3/",
     "http://192.168.0.1/", "http://172.16.0.1/", "http://169.254.169.254/latest/",
     "http://100.64.0.1/", "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/",
-    "http://224.0.0.1/", "ftp://example.com/", "file:///etc/passwd", "http:///nohost",
+    "http://224.0.0.1/", "http://[::ffff:224.0.0.1]/", "ftp://example.com/",
+    "file:///etc/passwd", "http:///nohost",
 ])
 def test_check_link_refuses(app, url):
     with pytest.raises(previews.PreviewRefused):
@@ -262,6 +308,7 @@ def test_check_link_refuses(app, url):
 
 def test_check_link_allows_public_address(app):
     previews.check_link("https://93.184.216.34/")
+    previews.check_link("https://[::ffff:93.184.216.34]/")  # the same, written as IPv6
     app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = True
     previews.check_link("http://127.0.0.1/")
 
@@ -271,3 +318,14 @@ def test_unresolvable_link_gets_no_preview(client, app, accounts):
     html = post_message(client, accounts.login(), "see https://nowhere.invalid/")["html"]
     assert "<blockquote>" not in html
     assert 'href="https://nowhere.invalid/"' in html
+
+
+def test_previews_are_sanitised_with_the_message(client, app, monkeypatch, accounts):
+    # Previews escape what they take from a page; the message's HTML is cleaned once
+    # more with them, so that a mistake in a preview cannot reach a reader's browser.
+    app.config["LINK_PREVIEWS"] = True
+    monkeypatch.setattr(rendering, "link_previews",
+                        lambda html: ['<script>alert(1)</script><b onclick="alert(1)">hi</b>'])
+    html = post_message(client, accounts.login(), "see https://example.com/")["html"]
+    assert_inert(html)
+    assert "<b>hi</b>" in html

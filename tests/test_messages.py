@@ -4,7 +4,7 @@ from bs4 import BeautifulSoup
 
 from flack import utils
 from flack.api import messages as message_api
-from flack.models import Message
+from flack.models import Message, db
 from tests.helpers import assert_error, assert_inert, count, post_message
 
 
@@ -19,7 +19,8 @@ def test_post_message(client, clock, accounts):
     assert message["html"] == "<p>hello <em>world</em></p>\n"
     assert message["created_at"] == message["updated_at"] == clock.now
     assert response.headers["Location"] == f"/api/messages/{message['id']}"
-    assert message["_links"]["author"] == f"/api/users/{message['user_id']}"
+    assert message["_links"] == {"self": response.headers["Location"],
+                                 "author": f"/api/users/{message['user_id']}"}
     assert client.get(response.headers["Location"]).json == message
 
 
@@ -74,7 +75,7 @@ def test_markdown_is_rendered(client, accounts):
 ])
 def test_post_message_invalid(client, body, accounts):
     auth = accounts.login()
-    assert_error(client.post("/api/messages", json=body, headers=auth), 400)
+    assert_error(client.post("/api/messages", json=body, headers=auth), 400, mentions="source")
     assert count(Message) == 0
 
 
@@ -139,30 +140,38 @@ def test_polling_sees_edits(client, clock, accounts):
 @pytest.mark.parametrize("query", ["limit=ten", "limit=0", "limit=-1", "limit=1.5",
                                    "updated_since=soon", "updated_since=-inf"])
 def test_get_messages_bad_query(client, query):
-    assert_error(client.get(f"/api/messages?{query}"), 400)
+    assert_error(client.get(f"/api/messages?{query}"), 400, mentions=query.split("=")[0])
 
 
-def test_get_messages_limit_is_capped(client, accounts):
+def test_get_messages_limit_is_capped(client, app, accounts):
+    app.config["MESSAGES_MAX_LIMIT"] = 2
     auth = accounts.login()
-    post_message(client, auth)
-    assert len(client.get("/api/messages?limit=1000000").json["messages"]) == 1
+    for _ in range(3):
+        post_message(client, auth)
+    assert len(client.get("/api/messages?limit=1000000").json["messages"]) == 2
+    assert len(client.get("/api/messages?limit=1").json["messages"]) == 1
 
 
 def test_messages_are_stamped_and_committed_in_turn(client, monkeypatch, accounts):
     auth = accounts.login()
-    stamped_under_lock = []
-    real_timestamp = utils.timestamp
+    under_lock = []  # (what happened, whether the lock was held)
+    real_timestamp, real_commit = utils.timestamp, db.session.commit
 
     def timestamp():
-        stamped_under_lock.append(message_api.message_commit_lock.locked())
+        under_lock.append(("stamp", message_api.message_commit_lock.locked()))
         return real_timestamp()
 
+    def commit():
+        under_lock.append(("commit", message_api.message_commit_lock.locked()))
+        real_commit()
+
     monkeypatch.setattr(utils, "timestamp", timestamp)
+    monkeypatch.setattr(db.session, "commit", commit)
     message = post_message(client, auth, "first")
-    stamped_under_lock.clear()
+    assert under_lock[-2:] == [("stamp", True), ("commit", True)]
+    under_lock.clear()
     client.put(f"/api/messages/{message['id']}", json={"source": "edited"}, headers=auth)
-    # The last stamp, the edited message's, was taken under the lock.
-    assert stamped_under_lock[-1] is True
+    assert under_lock[-2:] == [("stamp", True), ("commit", True)]
 
 
 def test_edit_message(client, clock, accounts):
@@ -182,7 +191,8 @@ def test_edit_message_errors(client, accounts):
     david = accounts.login("david")
     message = post_message(client, susan, "mine")
     url = f"/api/messages/{message['id']}"
-    assert_error(client.put(url, json={"source": "yours"}, headers=david), 403)
+    assert_error(client.put(url, json={"source": "yours"}, headers=david), 403,
+                 mentions="your own message")
     assert_error(client.put(url, json={"source": ""}, headers=susan), 400)
     assert_error(client.put(url, json=["source"], headers=susan), 400)
     assert_error(client.put(url, json={"source": "x"}), 401)

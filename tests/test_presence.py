@@ -32,6 +32,25 @@ def test_idle_users_go_offline(client, clock, app, accounts):
         users["david"]]
 
 
+def test_users_go_offline_only_after_the_timeout(client, clock, app, accounts):
+    accounts.login()
+    clock.advance(app.config["PRESENCE_TIMEOUT"])
+    assert presence.mark_offline_users() == []  # seen exactly a timeout ago: still here
+    clock.advance(0.001)
+    assert [user.nickname for user in presence.mark_offline_users()] == ["susan"]
+
+
+def test_a_user_goes_offline_once(client, clock, app, accounts):
+    accounts.login()
+    clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
+    presence.mark_offline_users()
+    went_offline_at = clock.now
+    clock.advance(10)
+    assert presence.mark_offline_users() == []
+    # No second update, which polling clients would fetch again.
+    assert client.get("/api/users").json["users"][0]["updated_at"] == went_offline_at
+
+
 def test_presence_thread(clock, app, monkeypatch, accounts):
     app.config["PRESENCE_CHECK_INTERVAL"] = 0.01
     accounts.login()
@@ -54,7 +73,7 @@ def test_presence_thread(clock, app, monkeypatch, accounts):
     assert db.session.scalar(select(User)).online is False
 
 
-def test_presence_thread_survives_errors(clock, app, monkeypatch):
+def test_presence_thread_survives_errors(clock, app, monkeypatch, caplog):
     app.config["PRESENCE_CHECK_INTERVAL"] = 0.01
     calls = []
     swept_twice = threading.Event()
@@ -70,7 +89,4 @@ def test_presence_thread_survives_errors(clock, app, monkeypatch):
     thread.start()
     assert swept_twice.wait(5), "the presence thread died after an error"
     thread.stop()
-
-
-def test_presence_thread_is_not_started_by_import():
-    assert not any(isinstance(thread, presence.PresenceThread) for thread in threading.enumerate())
+    assert "presence sweep failed" in caplog.text and "database went away" in caplog.text

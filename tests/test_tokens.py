@@ -21,7 +21,7 @@ def test_new_token(client, clock, app, accounts):
 
 
 @pytest.mark.parametrize("auth", [("susan", "wrong password"), ("nobody", PASSWORD),
-                                  ("", ""), None])
+                                  ("", ""), ("susan", ""), ("su\x00san", PASSWORD), None])
 def test_new_token_bad_credentials(client, auth, accounts):
     accounts.register()
     response = client.post("/api/tokens", auth=auth)
@@ -40,13 +40,17 @@ def test_token_expiry(client, clock, app, accounts):
     assert count(Token) == 0
 
 
-def test_revoke_token(client, accounts):
+def test_revoke_token(client, clock, accounts):
     auth = accounts.login()
+    clock.advance(1)
     response = client.delete("/api/tokens", headers=auth)
     assert response.status_code == 204
     assert_error(client.get("/api/users", headers=auth), 401)
     assert_error(client.delete("/api/tokens", headers=auth), 401)
-    assert client.get("/api/users").json["users"][0]["online"] is False
+    # A client polling for changes sees the user go offline.
+    [user] = client.get(f"/api/users?updated_since={clock.now - 0.5}").json["users"]
+    assert user["online"] is False
+    assert user["updated_at"] == clock.now
 
 
 def test_revoke_needs_token(client):

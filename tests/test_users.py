@@ -2,7 +2,6 @@
 import pytest
 from sqlalchemy import select
 
-from flack.api import users as user_api
 from flack.models import Token, User, db
 from tests.helpers import PASSWORD, assert_error, count
 
@@ -21,49 +20,49 @@ def test_register(accounts):
     assert "password" not in str(user)
 
 
-def test_password_is_hashed(accounts):
+@pytest.mark.parametrize("method", ["scrypt", "pbkdf2:sha256:1"])
+def test_password_is_hashed(app, accounts, method):
+    app.config["PASSWORD_HASH_METHOD"] = method  # scrypt is the default outside the tests
     accounts.register()
     user = db.session.scalar(select(User))
+    assert user.password_hash.startswith(method)
     assert PASSWORD not in user.password_hash
     assert user.check_password(PASSWORD)
     assert not user.check_password("wrong password")
 
 
-@pytest.mark.parametrize("password", ["another password", "short"])
-def test_register_duplicate_nickname(password, accounts):
+def test_register_taken_nickname_is_a_conflict(accounts):
     accounts.register()
-    response = accounts.register(password=password)
-    assert_error(response, 400)
+    response = accounts.register(password="another password")
+    assert_error(response, 409)
     assert "taken" in response.json["message"]
     assert count(User) == 1
 
 
-def test_unique_nickname_is_enforced_by_the_database(monkeypatch, accounts):
-    # Two registrations racing past the check: the unique constraint catches it.
+def test_invalid_fields_are_found_before_a_taken_nickname(accounts):
     accounts.register()
-    monkeypatch.setattr(user_api, "nickname_taken", lambda nickname: False)
-    assert_error(accounts.register(), 400)
+    assert_error(accounts.register(password="short"), 400)
     assert count(User) == 1
 
 
-@pytest.mark.parametrize("body", [
-    {"password": PASSWORD},
-    {"nickname": "", "password": PASSWORD},
-    {"nickname": "x" * 33, "password": PASSWORD},
-    {"nickname": "<script>alert(1)</script>", "password": PASSWORD},
-    {"nickname": "two words", "password": PASSWORD},
-    {"nickname": 42, "password": PASSWORD},
-    {"nickname": ["susan"], "password": PASSWORD},
-    {"nickname": "nul\x00", "password": PASSWORD},
-    {"nickname": "surrogate\ud800", "password": PASSWORD},
-    {"nickname": "susan"},
-    {"nickname": "susan", "password": "short"},
-    {"nickname": "susan", "password": "x" * 129},
-    {"nickname": "susan", "password": 12345678},
-    {"nickname": "susan", "password": None},
+@pytest.mark.parametrize("body, field", [
+    ({"password": PASSWORD}, "nickname"),
+    ({"nickname": "", "password": PASSWORD}, "nickname"),
+    ({"nickname": "x" * 33, "password": PASSWORD}, "nickname"),
+    ({"nickname": "<script>alert(1)</script>", "password": PASSWORD}, "nickname"),
+    ({"nickname": "two words", "password": PASSWORD}, "nickname"),
+    ({"nickname": 42, "password": PASSWORD}, "nickname"),
+    ({"nickname": ["susan"], "password": PASSWORD}, "nickname"),
+    ({"nickname": "nul\x00", "password": PASSWORD}, "nickname"),
+    ({"nickname": "surrogate\ud800", "password": PASSWORD}, "nickname"),
+    ({"nickname": "susan"}, "password"),
+    ({"nickname": "susan", "password": "short"}, "password"),
+    ({"nickname": "susan", "password": "x" * 129}, "password"),
+    ({"nickname": "susan", "password": 12345678}, "password"),
+    ({"nickname": "susan", "password": None}, "password"),
 ])
-def test_register_invalid_fields(client, body):
-    assert_error(client.post("/api/users", json=body), 400)
+def test_register_invalid_fields(client, body, field):
+    assert_error(client.post("/api/users", json=body), 400, mentions=field)
     assert count(User) == 0
 
 
@@ -84,7 +83,7 @@ def test_nickname_limits(accounts):
 ])
 def test_register_bad_body(client, data, content_type, status):
     response = client.post("/api/users", data=data, content_type=content_type)
-    assert_error(response, status)
+    assert_error(response, status, mentions="JSON")
     assert count(User) == 0
 
 
@@ -122,11 +121,10 @@ def test_get_users_online_filter(client, accounts):
 def test_get_users_updated_since(client, clock, accounts):
     accounts.register("susan")
     clock.advance(0.25)
-    david = accounts.register("david").json
-    since = david["updated_at"] - 0.1
-    users = client.get(f"/api/users?updated_since={since}").json["users"]
+    accounts.register("david")
+    users = client.get(f"/api/users?updated_since={clock.now - 0.1}").json["users"]
     assert [user["nickname"] for user in users] == ["david"]
-    assert client.get(f"/api/users?updated_since={david['updated_at']}").json["users"] == []
+    assert client.get(f"/api/users?updated_since={clock.now}").json["users"] == []
 
 
 @pytest.mark.parametrize("query", [
@@ -134,18 +132,25 @@ def test_get_users_updated_since(client, clock, accounts):
     "updated_since=inf", "updated_since=",
 ])
 def test_get_users_bad_query(client, query):
-    assert_error(client.get(f"/api/users?{query}"), 400)
+    assert_error(client.get(f"/api/users?{query}"), 400, mentions=query.split("=")[0])
 
 
-def test_edit_nickname(client, accounts):
+def test_edit_nickname(client, clock, accounts):
     auth = accounts.login()
     user_id = client.get("/api/users").json["users"][0]["id"]
-    before = client.get(f"/api/users/{user_id}").json
+    clock.advance(1)
     response = client.put(f"/api/users/{user_id}", json={"nickname": "sue"}, headers=auth)
     assert response.status_code == 200
     assert response.json["nickname"] == "sue"
-    assert response.json["updated_at"] > before["updated_at"]
+    assert response.json["updated_at"] == clock.now
     assert client.post("/api/tokens", auth=("sue", PASSWORD)).status_code == 200
+
+
+def test_keeping_your_own_nickname_is_no_conflict(client, accounts):
+    auth = accounts.login()
+    user_id = client.get("/api/users").json["users"][0]["id"]
+    response = client.put(f"/api/users/{user_id}", json={"nickname": "susan"}, headers=auth)
+    assert response.status_code == 200
 
 
 def test_edit_password_revokes_tokens(client, accounts):
@@ -167,13 +172,14 @@ def test_edit_other_user_forbidden(client, accounts):
     auth = accounts.login("susan")
     david = accounts.register("david").json
     response = client.put(f"/api/users/{david['id']}", json={"nickname": "evil"}, headers=auth)
-    assert_error(response, 403)
+    assert_error(response, 403, mentions="your own user")
     assert client.get(f"/api/users/{david['id']}").json["nickname"] == "david"
 
 
 @pytest.mark.parametrize("body, status", [
     ({}, 400),
-    ({"nickname": "david"}, 400),
+    ({"nickname": "david"}, 409),
+    ({"nickname": "david", "password": "new password"}, 409),
     ({"nickname": "bad nickname"}, 400),
     ({"nickname": "fine", "password": "short"}, 400),
     ({"password": ["not", "a", "string"]}, 400),
@@ -183,27 +189,33 @@ def test_edit_user_invalid(client, body, status, accounts):
     accounts.register("david")
     user_id = client.get("/api/users?online=1").json["users"][0]["id"]
     assert_error(client.put(f"/api/users/{user_id}", json=body, headers=auth), status)
+    # Nothing was written: the nickname, the password and the tokens are as they were.
     assert client.get(f"/api/users/{user_id}").json["nickname"] == "susan"
-    assert count(Token) == 1
+    assert client.post("/api/tokens", auth=("susan", PASSWORD)).status_code == 200
+    assert client.get("/api/users", headers=auth).status_code == 200
 
 
 def test_edit_user_needs_token(client, accounts):
     user_id = accounts.register().json["id"]
     assert_error(client.put(f"/api/users/{user_id}", json={"nickname": "x"}), 401)
     auth = accounts.login("david")
-    assert_error(client.put("/api/users/999", json={"nickname": "x"}, headers=auth), 404)
+    assert_error(client.put("/api/users/999", json={"nickname": "x"}, headers=auth), 404,
+                 mentions="user not found")
 
 
-@pytest.mark.parametrize("method, url", [
-    ("GET", "/api/users/0"), ("GET", "/api/users/2147483648"),
-    ("GET", "/api/users/99999999999999999999999"), ("GET", "/api/users/-1"),
-    ("GET", "/api/messages/99999999999999999999999"),
-    ("PUT", "/api/users/99999999999999999999999"),
-    ("PUT", "/api/messages/99999999999999999999999"),
+@pytest.mark.parametrize("method, url, message", [
+    ("GET", "/api/users/0", "user not found"),
+    ("GET", "/api/users/2147483648", "user not found"),
+    ("GET", "/api/users/99999999999999999999999", "user not found"),
+    ("GET", "/api/users/-1", "URL was not found"),  # no route takes a sign
+    ("GET", "/api/messages/99999999999999999999999", "message not found"),
+    ("PUT", "/api/users/99999999999999999999999", "user not found"),
+    ("PUT", "/api/messages/99999999999999999999999", "message not found"),
 ])
-def test_ids_out_of_range(client, method, url, accounts):
+def test_ids_out_of_range(client, method, url, message, accounts):
     auth = accounts.login()
-    assert_error(client.open(url, method=method, json={"source": "x"}, headers=auth), 404)
+    response = client.open(url, method=method, json={"source": "x"}, headers=auth)
+    assert_error(response, 404, mentions=message)
 
 
 def test_wrong_method_and_unknown_url(client):

@@ -1,17 +1,8 @@
 """The helpers in flack.utils."""
-import time
-
 import pytest
 
 from flack import utils
 from flack.models import User, db
-
-
-def test_timestamp_is_the_current_time():
-    before = time.time()
-    now = utils.timestamp()
-    assert isinstance(now, float)
-    assert before <= now <= time.time()
 
 
 def test_url_for_in_a_request(app):
@@ -19,12 +10,6 @@ def test_url_for_in_a_request(app):
         assert utils.url_for("api.get_user", id=7) == "/api/users/7"
         assert utils.url_for("api.get_user", id=7, _external=True) == (
             "http://chat.example.com/api/users/7")
-
-
-def test_error_response(app):
-    response = utils.error_response(404, "user not found")
-    assert response.status_code == 404
-    assert response.json == {"error": "Not Found", "message": "user not found"}
 
 
 @pytest.mark.parametrize("text, allowed", [

@@ -1,14 +1,15 @@
-"""Reading API requests: JSON bodies, their fields and query arguments, and ids.
+"""Reading API requests: JSON bodies and their fields, query arguments, and ids.
 
-Each function returns a valid value or stops the request with a 400 (or a 404,
-a 415) that says what is wrong, so a view never works on bad input.
+Each function returns a valid value or stops the request with a 400 (or a 403,
+404, 409 or 415) that says what is wrong, so a view never works on bad input.
 """
 import math
 
-from flask import abort, request
+from flask import abort, current_app, request
 from sqlalchemy.exc import IntegrityError
 
 from .. import utils
+from ..auth import token_auth
 from ..models import db
 
 MAX_ID = 2**31 - 1  # the largest value of an INTEGER column in PostgreSQL
@@ -59,19 +60,48 @@ def number_arg(name):
     return number
 
 
-def get_or_404(model, id, message):
+def flag_arg(name):
+    """Return a 0-or-1 query argument as True or False, or None when it is absent."""
+    value = request.args.get(name)
+    if value not in (None, "0", "1"):
+        abort(400, f"{name} must be 0 or 1")
+    return None if value is None else value == "1"
+
+
+def limit_arg():
+    """Return the limit query argument, capped at the configured maximum."""
+    value = request.args.get("limit")
+    if value is None:
+        return current_app.config["MESSAGES_DEFAULT_LIMIT"]
+    try:
+        limit = int(value)
+    except ValueError:
+        abort(400, "limit must be an integer")
+    if limit < 1:
+        abort(400, "limit must be at least 1")
+    return min(limit, current_app.config["MESSAGES_MAX_LIMIT"])
+
+
+def get_or_404(model, id):
     """Return the row of a model with this id, or stop with a 404."""
-    # A larger id cannot be in an INTEGER column, and asking would be an error.
-    row = db.session.get(model, id) if id <= MAX_ID else None
-    if row is None:
-        abort(404, message)
+    name = model.__name__.lower()
+    if id > MAX_ID:  # it cannot be in the table, and asking would be an error
+        abort(404, f"{name} not found")
+    return db.get_or_404(model, id, description=f"{name} not found")
+
+
+def get_own_or_abort(model, id):
+    """Return the caller's own row of a model: 404 if there is none, 403 if it is another's."""
+    row = get_or_404(model, id)
+    if row.owner != token_auth.current_user():
+        abort(403, f"you can only edit your own {model.__name__.lower()}")
     return row
 
 
-def commit_or_400(message):
-    """Commit, or roll back and answer 400 when a unique constraint fails."""
+def commit_or_409(message):
+    """Commit, or roll back and answer 409 Conflict when a unique constraint fails."""
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        abort(400, message)
+        abort(409, message)

@@ -1,7 +1,6 @@
 """The API's tokens: log in with nickname and password for a token, log out to revoke it."""
 from flask import g
 
-from .. import utils
 from ..auth import basic_auth, token_auth
 from ..models import Token, db
 from .blueprint import api
@@ -21,9 +20,7 @@ def new_token():
 @token_auth.login_required
 def revoke_token():
     """Revoke the token of this request, which logs the caller out."""
-    user = token_auth.current_user()
     db.session.delete(g.token)
-    user.online = False
-    user.updated_at = utils.timestamp()
+    token_auth.current_user().go_offline()
     db.session.commit()
     return "", 204

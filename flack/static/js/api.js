@@ -103,7 +103,7 @@ async function register(nickname, password) {
   } catch (error) {
     // We only register after the token request failed, so if the nickname
     // exists, the password we were given was not its password.
-    if (error instanceof ApiError && error.status === 400 && /taken/i.test(error.message)) {
+    if (error instanceof ApiError && error.status === 409) {
       throw new ApiError(401, "Wrong password for this nickname.");
     }
     throw error;
