@@ -1,9 +1,10 @@
 # Everyday commands for this stage: `make run` starts the chat on the development
-# server, `make serve` on gunicorn as in production (honcho runs the Procfile's release
-# process, then its web process), `make test` runs the tests and reports their coverage,
-# `make lint` checks the code style, `make mutate` tries the tests against mutants of
-# the code. They call manage.py, which has more commands, and create the virtual
-# environment on first use. VENV can point elsewhere: the stage
+# server with a Celery worker beside it (honcho runs Procfile.dev), `make serve` as in
+# production (honcho runs the Procfile's release process, then its web and worker
+# processes, with Redis as the broker), `make test` runs the tests and reports their
+# coverage, `make lint` checks the code style, `make mutate` tries the tests against
+# mutants of the code. They call manage.py, which has more commands, and create the
+# virtual environment on first use. VENV can point elsewhere: the stage
 # checker shares one environment between stages with the same requirements.
 VENV ?= .venv
 PYTHON ?= python3
@@ -11,15 +12,20 @@ BIN := $(VENV)/bin
 
 .PHONY: run serve test lint mutate
 
+# honcho runs a Procfile's commands, which find python, celery and gunicorn on the PATH.
+run serve: export PATH := $(abspath $(BIN)):$(PATH)
+
+# The worker's broker is a folder (LOCAL_BROKER_FOLDER): no Redis needed.
 run: $(VENV)/.installed
 	$(BIN)/python manage.py db upgrade
-	$(BIN)/python manage.py runserver
+	$(BIN)/honcho -f Procfile.dev start
 
-# honcho runs the Procfile's commands, which find python and gunicorn on the PATH.
-serve: export PATH := $(abspath $(BIN)):$(PATH)
+# Redis on this machine is the broker, unless REDIS_URL is set in the environment
+# (or CELERY_BROKER_URL, in the environment or .env).
+serve: export REDIS_URL ?= redis://127.0.0.1:6379/0
 serve: $(VENV)/.installed
 	$(BIN)/honcho start release
-	$(BIN)/honcho start web
+	$(BIN)/honcho start web worker
 
 test: $(VENV)/.installed
 	$(BIN)/python manage.py test --cov

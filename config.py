@@ -45,12 +45,20 @@ class Config:
     LINK_PREVIEW_MAX_BYTES = 256 * 1024    # bytes of a page that are read at most
     LINK_PREVIEW_MAX_REDIRECTS = 3
     LINK_PREVIEW_MAX_LINKS = 3             # previews per message
+    LINK_PREVIEW_RETRIES = 3               # new tries after a page fails to answer
+    # Background tasks: the broker that carries them to the Celery worker.
+    CELERY_BROKER_URL = None               # REDIS_URL's server if unset
+    REDIS_URL = None                       # redis://host:6379/0
+    LOCAL_BROKER_FOLDER = None             # a folder as broker, for one machine only
+    CELERY_TASK_ALWAYS_EAGER = False       # True runs each task in the request that sends it
 
 
 class DevelopmentConfig(Config):
     """Working on Flack on your own computer."""
     # A new key every time the server starts is fine here: nothing lasting is signed.
     SECRET_KEY = secrets.token_hex(32)
+    # Without Redis, the tasks go through files in this folder: `make run` needs no server.
+    LOCAL_BROKER_FOLDER = os.path.join(basedir, "broker")
 
 
 class TestingConfig(Config):
@@ -62,6 +70,11 @@ class TestingConfig(Config):
     # A slow hash protects stored passwords; the tests hash hundreds of them and test
     # what the app does with a hash, not how hard the hash is to crack.
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
+    LINK_PREVIEW_RETRIES = 0  # a page that fails gets no new try, unless a test asks
+    # Each task runs at once, inside the request; the tests that start a real worker
+    # choose a real broker instead.
+    CELERY_TASK_ALWAYS_EAGER = True
+    CELERY_BROKER_URL = "memory://"
 
 
 class ProductionConfig(Config):
@@ -116,4 +129,9 @@ def load(config=None):
             f"SECRET_KEY is not set: the {config.__name__} settings need it from the "
             "environment or .env (make one with: "
             "python -c 'import secrets; print(secrets.token_hex(32))')")
+    if not (settings["CELERY_BROKER_URL"] or settings["REDIS_URL"]
+            or settings["LOCAL_BROKER_FOLDER"]):
+        raise ConfigError(
+            f"CELERY_BROKER_URL is not set: the {config.__name__} settings need a broker for "
+            "the background tasks, such as REDIS_URL=redis://localhost:6379/0")
     return settings

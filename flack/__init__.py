@@ -1,9 +1,10 @@
 """Flack: a chat application. This package holds its server, and manage.py runs it.
 
-It works, and it is safe, but it has four scalability problems that later
-stages of the tutorial fix one by one:
+It works, and it is safe, but it had four scalability problems that the stages
+of the tutorial fix one by one:
 
-1. Link previews are fetched inside the request that posts a message.
+1. Link previews were fetched inside the request that posts a message: since
+   v0.15 a background task fetches them (flack.tasks, run by a Celery worker).
 2. Presence is kept by a background thread in every server process.
 3. Request statistics live in the memory of one process.
 4. The browser client finds new messages by polling.
@@ -15,7 +16,7 @@ from flask_migrate import Migrate
 
 from config import load as load_config
 
-from . import commands, errors, stats
+from . import background, commands, errors, stats
 from .api import api as api_blueprint
 from .main import main as main_blueprint
 from .models import db
@@ -34,6 +35,7 @@ def create_app(config=None):
     db.init_app(app)
     migrate.init_app(app)
     stats.init_app(app)
+    background.init_app(app)
     errors.init_app(app)
     app.register_blueprint(main_blueprint)
     app.register_blueprint(api_blueprint, url_prefix="/api")

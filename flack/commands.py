@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 from flask.helpers import get_debug_flag
 from werkzeug.serving import is_running_from_reloader
 
+from . import background
 from .models import db
 from .presence import PresenceThread
 
@@ -40,12 +41,13 @@ def database_is_up_to_date():
 @click.pass_context
 @with_appcontext
 def runserver(ctx, reload, **options):
-    """Run `flask run` on an up-to-date database, with the presence thread."""
+    """Run `flask run` on an up-to-date database and a broker, with the presence thread."""
     if ctx.get_parameter_source("port") is ParameterSource.DEFAULT and os.environ.get("PORT"):
         options["port"] = click.INT.convert(os.environ["PORT"], None, ctx)  # as gunicorn does
     if not database_is_up_to_date():  # requests and presence sweeps would fail
         raise click.ClickException("the database is not up to date with the migrations:"
                                    " run `python manage.py db upgrade` first")
+    background.check_broker(current_app)  # messages with links send tasks to it
     # The application itself, not the current_app proxy: the server's threads
     # and the presence thread use it outside this command's app context.
     app = current_app._get_current_object()

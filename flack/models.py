@@ -148,6 +148,11 @@ class Message(Timestamps, db.Model):
     source: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # True from the moment the message is saved until a background task has added
+    # the previews of its links to html; updated_at changes then too.
+    previews_pending: Mapped[bool] = mapped_column(default=False)
+    # When the author last changed the text: updated_at also changes when previews arrive.
+    edited_at: Mapped[float | None]
 
     author: Mapped[User] = relationship(back_populates="messages")
 
@@ -163,8 +168,10 @@ class Message(Timestamps, db.Model):
             "source": self.source,
             "html": self.html,
             "user_id": self.user_id,
+            "previews_pending": self.previews_pending,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "edited_at": self.edited_at,
             "_links": {
                 "self": utils.url_for("api.get_message", id=self.id),
                 "author": utils.url_for("api.get_user", id=self.user_id),

@@ -1,9 +1,9 @@
 """Link previews: the title and description of the pages that a message links to.
 
-This is scalability problem 1 of the tutorial: the pages are fetched inside the
-request that posts the message, so the poster waits for other people's servers.
-Fetching a URL that a user chose is also dangerous (server-side request forgery):
-the checks below keep the server away from loopback and private addresses.
+A background task fetches them (flack.tasks), so that the poster no longer waits for
+other people's servers. Fetching a URL that a user chose is dangerous (server-side
+request forgery): the checks below keep the worker away from loopback and private
+addresses.
 """
 import contextlib
 import contextvars
@@ -24,6 +24,10 @@ from werkzeug.http import parse_options_header
 
 class PreviewRefused(Exception):
     """A link that the server must not fetch."""
+
+
+class PageUnavailable(Exception):
+    """A page that did not answer this time, and may on a later try."""
 
 
 # The sockets that the fetch in progress has opened, for its deadline to hang up.
@@ -154,6 +158,8 @@ def follow_redirects(session, url):
             if response.is_redirect:
                 url = urljoin(url, response.headers["Location"])
                 continue
+            if response.status_code >= 500:  # the server's trouble, often brief
+                raise PageUnavailable(f"{url} answered {response.status_code}")
             content_type, options = parse_options_header(
                 response.headers.get("Content-Type", ""))
             if response.status_code != 200 or content_type not in (
@@ -193,9 +199,14 @@ def parse_preview(body, charset):
 
 
 def link_preview(url):
-    """Return the HTML of one link's preview, or an empty string."""
+    """Return the HTML of one link's preview, or an empty string.
+
+    Raise PageUnavailable when the page did not answer: a later try may get it.
+    """
     try:
         page = fetch_page(url)
+    except (requests.ConnectionError, requests.Timeout) as error:
+        raise PageUnavailable(f"{url}: {error}") from error
     except (PreviewRefused, requests.RequestException, OSError, ValueError) as error:
         current_app.logger.info("no preview for %s: %s", url, error)
         return ""
@@ -209,10 +220,15 @@ def link_preview(url):
     return html + "</p></blockquote>"
 
 
-def link_previews(html):
-    """Return the previews of the first few distinct links in some HTML."""
+def links_in(html):
+    """Return the first few distinct links in some HTML: those that get a preview."""
     links = []
     for anchor in BeautifulSoup(html, "html.parser").find_all("a", href=True):
         if anchor["href"] not in links:
             links.append(anchor["href"])
-    return [link_preview(url) for url in links[:current_app.config["LINK_PREVIEW_MAX_LINKS"]]]
+    return links[:current_app.config["LINK_PREVIEW_MAX_LINKS"]]
+
+
+def link_previews(html):
+    """Return the previews of the first few distinct links in some HTML."""
+    return [link_preview(url) for url in links_in(html)]

@@ -1,9 +1,9 @@
-"""Rendering messages: Markdown to safe HTML, followed by the previews of its links."""
+"""Rendering messages: Markdown to safe HTML, and later the previews of its links."""
 import nh3
 from flask import current_app
 from markdown_it import MarkdownIt
 
-from .previews import link_previews
+from .previews import link_previews, links_in
 
 # Images are off: a message's picture would be fetched by every reader's browser,
 # so ![text](url) shows as a link instead.
@@ -29,9 +29,11 @@ def render_markdown(source):
     return sanitizer.clean(markdown.render(source))
 
 
-def render_message(source):
-    """Return the HTML of a message: its Markdown, then a preview of each link."""
-    html = render_markdown(source)
-    if current_app.config["LINK_PREVIEWS"]:
-        html += "".join(link_previews(html))
-    return sanitizer.clean(html)
+def wants_previews(html):
+    """Tell whether a message's HTML has links whose previews should be fetched."""
+    return current_app.config["LINK_PREVIEWS"] and bool(links_in(html))
+
+
+def add_link_previews(html):
+    """Return a message's HTML followed by a preview of each of its links."""
+    return sanitizer.clean(html + "".join(link_previews(html)))

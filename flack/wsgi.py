@@ -9,9 +9,10 @@ FLACK_CONFIG=production and a SECRET_KEY. Every worker process imports this
 module and so starts a presence thread of its own: that is scalability
 problem 2, which a later stage of the tutorial fixes.
 """
-from . import create_app
+from . import background, create_app
 from .presence import PresenceThread
 
 app = create_app()
+background.check_broker(app)  # a clear error at the start, not when a message is posted
 presence = PresenceThread(app)
 presence.start()

@@ -10,7 +10,7 @@ from sqlalchemy.pool import NullPool
 
 from flack import create_app, utils
 from flack.models import db
-from tests.helpers import POSTGRES_URL, Accounts, settings_with_database
+from tests.helpers import POSTGRES_URL, Accounts, LocalWeb, settings_with_database
 
 # Every test that uses the app runs on SQLite, and again on PostgreSQL when there is one.
 APP_DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -128,3 +128,13 @@ def clock(monkeypatch):
 def accounts(client):
     """Users and tokens: accounts.register("susan"), accounts.login("david")."""
     return Accounts(client)
+
+
+@pytest.fixture
+def web(app):
+    """A local web server, and link previews allowed to reach it."""
+    app.config.update(LINK_PREVIEWS=True, LINK_PREVIEW_ALLOW_PRIVATE=True,
+                      LINK_PREVIEW_TIMEOUT=0.5)
+    web = LocalWeb()
+    yield web
+    web.close()

@@ -1,9 +1,12 @@
 """Plain helper functions, classes and constants for the tests; the fixtures are in conftest.py."""
+import contextlib
 import os
 import socket
+import threading
 import time
 import urllib.request
 from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,22 @@ PASSWORD = "correct horse"
 POSTGRES_URL = os.environ.get("FLACK_TEST_POSTGRES_URL")
 needs_postgres = pytest.mark.skipif(
     not POSTGRES_URL, reason="FLACK_TEST_POSTGRES_URL is not set: no PostgreSQL to test with")
+
+
+# A Redis server to test with, such as redis://127.0.0.1:6379/0.
+REDIS_URL = os.environ.get("FLACK_TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(
+    not REDIS_URL, reason="FLACK_TEST_REDIS_URL is not set: no Redis to test with")
+
+
+def redis_url():
+    """Return a Redis URL for this test process: a database of its own, 1 to 15.
+
+    Test processes run side by side (pytest-xdist): on one database, the worker of
+    one test could take the tasks of another.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # gw0, gw1, ...
+    return REDIS_URL.rsplit("/", 1)[0] + f"/{1 + int(worker[2:]) % 15}"
 
 
 def settings_with_database(database_url):
@@ -98,3 +117,77 @@ class Accounts:
         response = self.client.post("/api/tokens", auth=(nickname, password))
         assert response.status_code == 200
         return {"Authorization": f"Bearer {response.json['token']}"}
+
+
+class LocalWeb:
+    """A tiny web server on a free loopback port, serving pages the test sets."""
+
+    def __init__(self):
+        self.pages = {}         # path -> (status, headers, body)
+        self.requested = []     # paths, in the order they were asked for
+        self.headers = []       # the headers of each request, in the same order
+        self.release = threading.Event()  # a stalled page waits for this
+        self.held = set()       # paths whose answer waits for release
+        web = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                web.requested.append(self.path)
+                web.headers.append(self.headers)
+                if self.path in web.held:
+                    web.release.wait(10)
+                status, headers, body = web.pages.get(self.path, (404, {}, b"no such page"))
+                if callable(body):  # a server that misbehaves in its own way
+                    with contextlib.suppress(ConnectionError):
+                        body(self)
+                    return
+                if not isinstance(body, bytes):  # a slow server: pieces, or nothing
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/html")
+                    self.end_headers()
+                    try:
+                        for piece in body or []:
+                            self.wfile.write(piece)
+                            self.wfile.flush()
+                            web.release.wait(0.1)
+                    except ConnectionError:  # the client gave up, as it should
+                        return
+                    if body is None:
+                        web.release.wait(10)
+                    return
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def page(self, path, body, content_type="text/html; charset=utf-8", status=200,
+             headers=None, wait=False):
+        self.pages[path] = (status, {"Content-Type": content_type, **(headers or {})}, body)
+        if wait:
+            self.held.add(path)
+
+    def redirect(self, path, location):
+        self.pages[path] = (302, {"Location": location}, b"")
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def html_page(title, description=None, extra=""):
+    meta = f'<meta name="description" content="{description}">' if description else ""
+    return f"<html><head><title>{title}</title>{meta}</head><body>{extra}</body></html>"

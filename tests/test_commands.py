@@ -26,7 +26,8 @@ def manage_py(*args, **kwargs):
 def test_db_upgrade_and_runserver_serve_the_chat(tmp_path):
     # A real process imports the package from scratch, as `make run` does.
     env = dict(os.environ, FLACK_CONFIG="development",
-               DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite")
+               DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite",
+               LOCAL_BROKER_FOLDER=str(tmp_path / "broker"))
     upgraded = manage_py("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "Running upgrade  -> " in upgraded.stderr  # env.py shows Alembic's progress

@@ -49,7 +49,7 @@ def test_flack_config_chooses_the_environment(environ):
 
 
 def test_a_dotted_path_chooses_a_class(environ):
-    environ["SECRET_KEY"] = "k" * 64
+    environ.update(SECRET_KEY="k" * 64, REDIS_URL="redis://localhost:6379/0")
     assert config.load("config.ProductionConfig")["SECRET_KEY"] == "k" * 64
     assert config.load("tests.test_config.CustomConfig")["STATS_WINDOW"] == 10
 
@@ -74,6 +74,7 @@ def test_production_needs_a_secret_key(environ, key):
 
 def test_environment_overrides_settings(environ):
     environ.update(DATABASE_URL="postgresql://db.example/flack", SECRET_KEY="s3cret",
+                   REDIS_URL="redis://redis.example:6379/0", LINK_PREVIEW_RETRIES="5",
                    PRESENCE_TIMEOUT="120", LINK_PREVIEW_TIMEOUT="1.5",
                    LINK_PREVIEWS="off", LINK_PREVIEW_ALLOW_PRIVATE="Yes", STATS_WINDOW="")
     settings = config.load("production")
@@ -84,6 +85,25 @@ def test_environment_overrides_settings(environ):
     assert settings["LINK_PREVIEWS"] is False
     assert settings["LINK_PREVIEW_ALLOW_PRIVATE"] is True
     assert settings["STATS_WINDOW"] == 60  # empty counts as unset
+    assert settings["REDIS_URL"] == "redis://redis.example:6379/0"
+    assert settings["LINK_PREVIEW_RETRIES"] == 5
+
+
+@pytest.mark.parametrize("broker", ["CELERY_BROKER_URL", "REDIS_URL", "LOCAL_BROKER_FOLDER"])
+def test_production_needs_a_broker(environ, broker):
+    environ["SECRET_KEY"] = "s3cret"
+    with pytest.raises(config.ConfigError) as error:
+        config.load("production")
+    assert error.value.message.startswith("CELERY_BROKER_URL is not set")
+    assert "REDIS_URL=" in error.value.message
+    environ[broker] = "redis://localhost:6379/0"
+    assert config.load("production")[broker] == "redis://localhost:6379/0"
+
+
+def test_development_has_a_folder_as_broker(environ):
+    settings = config.load("development")
+    assert settings["LOCAL_BROKER_FOLDER"] == str(ROOT / "broker")
+    assert settings["CELERY_BROKER_URL"] is settings["REDIS_URL"] is None
 
 
 @pytest.mark.parametrize(("variable", "text", "message"), [
@@ -108,7 +128,7 @@ def test_testing_ignores_the_environment(environ):
 def test_env_file_is_read_and_the_environment_wins(environ):
     with open(config.ENV_FILE, "w") as env_file:
         env_file.write("# a comment\nFLACK_CONFIG=production\nSECRET_KEY=from-the-file\n"
-                       "MESSAGE_MAX_LENGTH=500\n")
+                       "MESSAGE_MAX_LENGTH=500\nREDIS_URL=redis://localhost:6379/0\n")
     environ["MESSAGE_MAX_LENGTH"] = "800"
     settings = config.load()
     assert settings["SECRET_KEY"] == "from-the-file"

@@ -40,9 +40,11 @@ def test_each_call_makes_a_new_app():
 
 
 def test_no_module_holds_an_application():
-    # Except flack.wsgi, which exists to build one for a WSGI server, from the environment.
+    # Except flack.wsgi and flack.worker, which exist to build one from the environment,
+    # for a WSGI server and for the Celery worker.
     modules = [importlib.import_module(f"flack.{info.name}")
-               for info in pkgutil.iter_modules(flack.__path__) if info.name != "wsgi"]
+               for info in pkgutil.iter_modules(flack.__path__)
+               if info.name not in ("wsgi", "worker")]
     for module in [flack, *modules]:
         assert not any(isinstance(value, Flask) for value in vars(module).values()), module
 

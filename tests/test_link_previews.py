@@ -1,94 +1,20 @@
 """Link previews, fetched from a web server on this machine, and the SSRF guard."""
-import contextlib
 import ipaddress
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from bs4 import BeautifulSoup
 
 from flack import previews, rendering
-from tests.helpers import assert_inert, post_message
+from tests.helpers import assert_inert, html_page, post_message
 
 
-class LocalWeb:
-    """A tiny web server on a free loopback port, serving pages the test sets."""
-
-    def __init__(self):
-        self.pages = {}         # path -> (status, headers, body)
-        self.requested = []     # paths, in the order they were asked for
-        self.headers = []       # the headers of each request, in the same order
-        self.release = threading.Event()  # a stalled page waits for this
-        web = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                web.requested.append(self.path)
-                web.headers.append(self.headers)
-                status, headers, body = web.pages.get(self.path, (404, {}, b"no such page"))
-                if callable(body):  # a server that misbehaves in its own way
-                    with contextlib.suppress(ConnectionError):
-                        body(self)
-                    return
-                if not isinstance(body, bytes):  # a slow server: pieces, or nothing
-                    self.send_response(status)
-                    self.send_header("Content-Type", "text/html")
-                    self.end_headers()
-                    try:
-                        for piece in body or []:
-                            self.wfile.write(piece)
-                            self.wfile.flush()
-                            web.release.wait(0.1)
-                    except ConnectionError:  # the client gave up, as it should
-                        return
-                    if body is None:
-                        web.release.wait(10)
-                    return
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.server.server_port}{path}"
-
-    def page(self, path, body, content_type="text/html; charset=utf-8", status=200,
-             headers=None):
-        self.pages[path] = (status, {"Content-Type": content_type, **(headers or {})}, body)
-
-    def redirect(self, path, location):
-        self.pages[path] = (302, {"Location": location}, b"")
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def web(app):
-    """A local web server, and link previews allowed to reach it."""
-    app.config.update(LINK_PREVIEWS=True, LINK_PREVIEW_ALLOW_PRIVATE=True,
-                      LINK_PREVIEW_TIMEOUT=0.5)
-    web = LocalWeb()
-    yield web
-    web.close()
-
-
-def html_page(title, description=None, extra=""):
-    meta = f'<meta name="description" content="{description}">' if description else ""
-    return f"<html><head><title>{title}</title>{meta}</head><body>{extra}</body></html>"
+def html_after_previews(client, message):
+    """Return a message's HTML once its previews have arrived, which they have by the
+    time the POST returns: the tests run each task at once (CELERY_TASK_ALWAYS_EAGER)."""
+    message = client.get(f"/api/messages/{message['id']}").json
+    assert message["previews_pending"] is False
+    return message["html"]
 
 
 @pytest.fixture
@@ -98,7 +24,7 @@ def preview_of(client, accounts):
 
     def preview_of(url):
         """Return the preview in the HTML of a message with this link, or None."""
-        html = post_message(client, auth, f"look: {url}")["html"]
+        html = html_after_previews(client, post_message(client, auth, f"look: {url}"))
         assert_inert(html)
         preview = BeautifulSoup(html, "html.parser").blockquote
         if preview is None:  # nothing at all follows the message's paragraph
@@ -248,7 +174,8 @@ def test_preview_stops_after_too_many_redirects(web, app, preview_of):
 
 def test_a_link_twice_gets_one_preview(client, web, accounts):
     web.page("/once", html_page("Once").encode())
-    html = post_message(client, accounts.login(), f"{web.url('/once')} {web.url('/once')}")["html"]
+    twice = f"{web.url('/once')} {web.url('/once')}"
+    html = html_after_previews(client, post_message(client, accounts.login(), twice))
     assert len(BeautifulSoup(html, "html.parser").find_all("blockquote")) == 1
     assert web.requested == ["/once"]
 
@@ -257,7 +184,7 @@ def test_previews_per_message_are_limited(client, web, accounts):
     for number in range(5):
         web.page(f"/{number}", html_page(f"Page {number}").encode())
     links = " ".join(web.url(f"/{number}") for number in range(5))
-    html = post_message(client, accounts.login(), links)["html"]
+    html = html_after_previews(client, post_message(client, accounts.login(), links))
     # The message's paragraph, then one block per preview, and nothing in between.
     nodes = [node.name or node.strip() for node in BeautifulSoup(html, "html.parser").contents]
     assert [node for node in nodes if node] == ["p", "blockquote", "blockquote", "blockquote"]
@@ -315,7 +242,7 @@ def test_check_link_allows_public_address(app):
 
 def test_unresolvable_link_gets_no_preview(client, app, accounts):
     app.config["LINK_PREVIEWS"] = True
-    html = post_message(client, accounts.login(), "see https://nowhere.invalid/")["html"]
+    html = html_after_previews(client, post_message(client, accounts.login(), "see https://nowhere.invalid/"))
     assert "<blockquote>" not in html
     assert 'href="https://nowhere.invalid/"' in html
 
@@ -326,6 +253,6 @@ def test_previews_are_sanitised_with_the_message(client, app, monkeypatch, accou
     app.config["LINK_PREVIEWS"] = True
     monkeypatch.setattr(rendering, "link_previews",
                         lambda html: ['<script>alert(1)</script><b onclick="alert(1)">hi</b>'])
-    html = post_message(client, accounts.login(), "see https://example.com/")["html"]
+    html = html_after_previews(client, post_message(client, accounts.login(), "see https://example.com/"))
     assert_inert(html)
     assert "<b>hi</b>" in html

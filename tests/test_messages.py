@@ -13,9 +13,11 @@ def test_post_message(client, clock, accounts):
     response = client.post("/api/messages", json={"source": "hello *world*"}, headers=auth)
     assert response.status_code == 201
     message = response.json
-    assert set(message) == {"id", "source", "html", "user_id", "created_at", "updated_at",
-                            "_links"}
+    assert set(message) == {"id", "source", "html", "user_id", "previews_pending",
+                            "created_at", "updated_at", "edited_at", "_links"}
     assert message["source"] == "hello *world*"
+    assert message["previews_pending"] is False  # no link, so no preview to wait for
+    assert message["edited_at"] is None
     assert message["html"] == "<p>hello <em>world</em></p>\n"
     assert message["created_at"] == message["updated_at"] == clock.now
     assert response.headers["Location"] == f"/api/messages/{message['id']}"
@@ -183,6 +185,7 @@ def test_edit_message(client, clock, accounts):
     assert response.status_code == 200
     assert response.json["html"] == "<p><strong>hello</strong></p>\n"
     assert response.json["updated_at"] == message["updated_at"] + 2
+    assert response.json["edited_at"] == response.json["updated_at"]
     assert response.json["created_at"] == message["created_at"]
 
 

@@ -181,3 +181,25 @@ def test_upgraded_database_serves_the_api(empty_app):
     response = client.post("/api/users", json={"nickname": "susan", "password": PASSWORD})
     assert response.status_code == 201
     assert client.get("/api/users").json["users"][0]["nickname"] == "susan"
+
+
+def test_the_preview_columns_are_filled_in_for_the_messages_there_are(empty_app):
+    assert flask_db(empty_app, "upgrade", FIRST_REVISION).exit_code == 0
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO users (nickname, password_hash, online, last_seen_at, created_at,"
+            " updated_at) VALUES ('susan', 'x', false, 1, 1, 1)"))
+        connection.execute(text(
+            "INSERT INTO messages (source, html, user_id, created_at, updated_at)"
+            " VALUES ('as posted', '<p>as posted</p>', 1, 10, 10),"
+            " ('edited', '<p>edited</p>', 1, 10, 25)"))
+    upgrade(empty_app)
+    client = empty_app.test_client()
+    messages = client.get("/api/messages").json["messages"]
+    assert [(message["previews_pending"], message["edited_at"]) for message in messages] == [
+        (False, None), (False, 25)]
+    db.session.remove()  # the request's read holds a lock that the downgrade would wait for
+    result = flask_db(empty_app, "downgrade", FIRST_REVISION)
+    assert result.exit_code == 0, result.output
+    columns = {column["name"] for column in inspect(db.engine).get_columns("messages")}
+    assert not columns & {"previews_pending", "edited_at"}

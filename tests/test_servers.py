@@ -21,7 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PACKAGE, PASSWORD, ROOT, free_port, wait_for_server
+from tests.helpers import (
+    PACKAGE,
+    PASSWORD,
+    REDIS_URL,
+    ROOT,
+    LocalWeb,
+    free_port,
+    html_page,
+    needs_redis,
+    redis_url,
+    wait_for_server,
+)
 
 # The worker classes, and the GUNICORN_CMD_ARGS that choose them: eventlet is the Procfile's.
 WORKERS = {"eventlet": "", "gevent": "--worker-class gevent"}
@@ -33,13 +44,13 @@ needs_nginx = pytest.mark.skipif(
     reason="needs the nginx and openssl commands (Debian: apt-get install nginx openssl)")
 
 
-def procfile_command(process_type):
-    """Return the command of a process type in the Procfile, split into arguments."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
+def procfile_command(process_type, procfile="Procfile"):
+    """Return the command of a process type in a Procfile, split into arguments."""
+    for line in (ROOT / procfile).read_text().splitlines():
         name, _, command = line.partition(":")
         if name.strip() == process_type:
             return shlex.split(command)
-    pytest.fail(f"the Procfile has no {process_type} process")
+    pytest.fail(f"{procfile} has no {process_type} process")
 
 
 def prepare_database(env):
@@ -82,34 +93,51 @@ class Client:
         return {"Authorization": f"Bearer {body['token']}"}
 
 
-class Gunicorn:
-    """The Procfile's web process, on a free port and with a new database."""
+def production_env(tmp_path, **settings):
+    """Return the environment of a production process with its database in tmp_path."""
+    return {**os.environ, "FLACK_CONFIG": "production", "SECRET_KEY": "not secret",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/chat.sqlite",
+            # Without Redis, a folder as the broker: these processes share one machine.
+            "LOCAL_BROKER_FOLDER": str(tmp_path / "broker"),
+            # The Procfile's commands are looked up on the PATH: this virtualenv first.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            **settings}
 
-    def __init__(self, tmp_path, worker_args):
-        self.port = free_port()
-        env = dict(os.environ, FLACK_CONFIG="production", SECRET_KEY="not secret",
-                   DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite",
-                   HOST="127.0.0.1", PORT=str(self.port), GUNICORN_CMD_ARGS=worker_args,
-                   # Presence sweeps quick enough for a test to wait for.
-                   PRESENCE_TIMEOUT="1", PRESENCE_CHECK_INTERVAL="0.2",
-                   # The Procfile's commands are looked up on the PATH: this virtualenv first.
-                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-        prepare_database(env)
-        self.log, self.errors = tmp_path / "gunicorn.out", tmp_path / "gunicorn.err"
+
+class Process:
+    """A process of a Procfile, started with its output in tmp_path."""
+
+    def __init__(self, tmp_path, process_type, env, procfile="Procfile"):
+        self.log = tmp_path / f"{process_type}.out"
+        self.errors = tmp_path / f"{process_type}.err"
+        command = procfile_command(process_type, procfile)
         with self.log.open("w") as out, self.errors.open("w") as err:
             # A session of its own, so that the test can find every process it starts.
-            self.process = subprocess.Popen(procfile_command("web"), cwd=ROOT, env=env,
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env,
                                             stdout=out, stderr=err, start_new_session=True)
-        base = f"http://127.0.0.1:{self.port}"
-        self.client = Client(base, wait_for_server(f"{base}/api/stats", self.process))
 
     def kill(self):
-        """Kill whatever is left of the server's processes."""
+        """Kill whatever is left of the process and its children."""
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.process.wait()
+
+
+class Gunicorn(Process):
+    """The Procfile's web process, on a free port and with a new database."""
+
+    def __init__(self, tmp_path, worker_args, **settings):
+        self.port = free_port()
+        env = production_env(tmp_path, HOST="127.0.0.1", PORT=str(self.port),
+                             GUNICORN_CMD_ARGS=worker_args,
+                             # Presence sweeps quick enough for a test to wait for.
+                             PRESENCE_TIMEOUT="1", PRESENCE_CHECK_INTERVAL="0.2", **settings)
+        prepare_database(env)
+        super().__init__(tmp_path, "web", env)
+        base = f"http://127.0.0.1:{self.port}"
+        self.client = Client(base, wait_for_server(f"{base}/api/stats", self.process))
 
 
 @pytest.fixture(scope="module", params=WORKERS)
@@ -277,3 +305,91 @@ def test_nginx_serves_the_chat_over_https(gunicorn, tmp_path):
         server.terminate()
         _, errors = server.communicate(timeout=10)
     assert "[error]" not in errors and "[emerg]" not in errors
+
+
+class Worker(Process):
+    """A Procfile's Celery worker, for the same database and broker as a web process."""
+
+    def __init__(self, tmp_path, env, procfile):
+        super().__init__(tmp_path, "worker", env, procfile)
+        deadline = time.monotonic() + 30
+        while " ready." not in self.errors.read_text():  # Celery logs to stderr
+            assert self.process.poll() is None, self.errors.read_text()
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.1)  # a process starting up, not a clock a test could control
+
+
+class Web(Process):
+    """A Procfile's web process on a free port, and a client for it."""
+
+    def __init__(self, tmp_path, env, procfile):
+        port = free_port()
+        super().__init__(tmp_path, "web", {**env, "PORT": str(port)}, procfile)
+        base = f"http://127.0.0.1:{port}"
+        self.client = Client(base, wait_for_server(f"{base}/api/stats", self.process))
+
+
+# Three ways to run the web and worker processes: the Procfile in production, with a
+# folder or Redis as the broker, and `make run`'s Procfile.dev, in development.
+STACKS = {
+    "folder": ("Procfile", {}),
+    "redis": ("Procfile", {"REDIS_URL": redis_url()} if REDIS_URL else {}),
+    "make-run": ("Procfile.dev", {"FLACK_CONFIG": "development"}),
+}
+
+
+@pytest.fixture(params=["folder", pytest.param("redis", marks=needs_redis), "make-run"])
+def web_and_worker(request, tmp_path):
+    """A web process and a Celery worker sharing a broker, allowed to preview local pages."""
+    procfile, settings = STACKS[request.param]
+    env = production_env(tmp_path, LINK_PREVIEW_ALLOW_PRIVATE="1", **settings)
+    prepare_database(env)
+    web = Web(tmp_path, env, procfile)
+    worker = Worker(tmp_path, env, procfile)
+    yield web, worker
+    worker.kill()
+    web.kill()
+
+
+def test_previews_arrive_from_the_worker_after_the_post(web_and_worker):
+    web, worker = web_and_worker
+    page = LocalWeb()
+    try:
+        # The page answers only when the test lets it: a POST that waited for it
+        # would still be waiting, and fail at the client's timeout.
+        page.page("/slow", html_page("Worth the wait").encode(), wait=True)
+        auth = web.client.login("poster")
+        status, message = web.client.call("POST", "/api/messages",
+                                          {"source": f"see {page.url('/slow')}"}, auth)
+        assert status == 201
+        assert message["previews_pending"] is True
+        assert "<blockquote>" not in message["html"]
+        page.release.set()
+        deadline = time.monotonic() + 20
+        while message["previews_pending"]:
+            assert time.monotonic() < deadline, worker.errors.read_text()
+            time.sleep(0.1)  # the worker's own pace
+            message = web.client.call("GET", f"/api/messages/{message['id']}")[1]
+        assert "Worth the wait" in message["html"]
+        assert message["updated_at"] > message["created_at"]  # polling clients see it
+        assert message["edited_at"] is None
+    finally:
+        page.close()
+    assert "Traceback" not in worker.errors.read_text()
+
+
+@pytest.mark.parametrize("procfile, process_type", [
+    ("Procfile", "web"), ("Procfile", "worker"), ("Procfile.dev", "web")])
+def test_an_unreachable_broker_stops_the_start_with_a_clear_error(tmp_path, procfile,
+                                                                  process_type):
+    env = production_env(tmp_path, REDIS_URL=f"redis://:secret@127.0.0.1:{free_port()}/0",
+                         PORT=str(free_port()))
+    prepare_database(env)
+    result = subprocess.run(procfile_command(process_type, procfile), cwd=ROOT, env=env,
+                            text=True, capture_output=True, timeout=60)
+    assert result.returncode != 0
+    assert "REDIS_URL: the broker at redis://:**@127.0.0.1:" in result.stderr  # ** hides it
+    assert "secret" not in result.stderr  # the URL's password stays out of the logs
+    if process_type == "worker" or procfile == "Procfile.dev":
+        # One line; gunicorn reports a worker that fails to boot in its own way.
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

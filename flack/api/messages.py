@@ -7,7 +7,8 @@ from sqlalchemy import select
 from .. import utils
 from ..auth import token_auth, token_optional
 from ..models import Message, db
-from ..rendering import render_message
+from ..rendering import render_markdown, wants_previews
+from ..tasks import request_link_previews
 from .blueprint import api
 from .inputs import (
     get_or_404,
@@ -23,7 +24,8 @@ from .inputs import (
 # messages in the order of their updated_at: a client polling with updated_since
 # cannot see one of them before an older one is saved, and skip the older one.
 # Only this process: two server processes take their own locks and can still
-# commit out of order. A later stage of the tutorial makes the cursor safe for that.
+# commit out of order, and so can the Celery worker when it stores previews (v0.15).
+# A later stage of the tutorial makes the cursor safe for that.
 message_commit_lock = threading.Lock()
 
 
@@ -46,14 +48,29 @@ def save_message(message):
         db.session.commit()
 
 
+def set_text(message, source):
+    """Give a message its Markdown and HTML; its link previews will follow."""
+    message.source = source
+    message.html = render_markdown(source)
+    message.previews_pending = wants_previews(message.html)
+
+
+def save_and_request_previews(message):
+    """Save a message, then send the task that fetches its previews, if it has links."""
+    save_message(message)
+    # Only now: a worker that ran the task before the commit would not find the message.
+    if message.previews_pending and not request_link_previews(message):
+        message.previews_pending = False  # the message is saved; it goes without previews
+        save_message(message)
+
+
 @api.post("/messages")
 @token_auth.login_required
 def new_message():
-    """Post a message."""
-    source = source_field(json_object())
-    message = Message(source=source, html=render_message(source),
-                      author=token_auth.current_user())
-    save_message(message)
+    """Post a message; the previews of its links arrive later, as an update."""
+    message = Message(author=token_auth.current_user())
+    set_text(message, source_field(json_object()))
+    save_and_request_previews(message)
     return message.to_dict(), 201, {"Location": utils.url_for("api.get_message", id=message.id)}
 
 
@@ -86,7 +103,7 @@ def get_message(id):
 def edit_message(id):
     """Change the text of one of the caller's messages."""
     message = get_own_or_abort(Message, id)
-    message.source = source_field(json_object())
-    message.html = render_message(message.source)
-    save_message(message)
+    set_text(message, source_field(json_object()))
+    message.edited_at = utils.timestamp()
+    save_and_request_previews(message)
     return message.to_dict()

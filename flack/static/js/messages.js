@@ -39,7 +39,8 @@ function renderMessage(message, author) {
   avatar.setAttribute("aria-hidden", "true");
   const meta = make("p", "meta");
   meta.append(make("span", "author", author.nickname), " ", renderTime(message.created_at));
-  if (message.updated_at > message.created_at) {
+  // updated_at changes when previews arrive too; edited_at only when the author edits.
+  if (message.edited_at !== null) {
     meta.append(" ", make("span", "edited", "(edited)"));
   }
   const body = make("div", "body");
@@ -47,6 +48,8 @@ function renderMessage(message, author) {
   // ever insert as HTML. Everything else goes in as text.
   body.innerHTML = message.html;
   item.append(avatar, meta, body);
+  // A background task is fetching the previews; the message comes again with them.
+  if (message.previews_pending) item.append(make("p", "pending", "Fetching link previews…"));
   return item;
 }
 
