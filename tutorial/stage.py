@@ -434,12 +434,13 @@ def stage_facts(stage, facts):
 def collect_facts(stage, tree, venv):
     """Count the stage's tests with `pytest --collect-only` in its tree: no test runs.
 
-    Counted on SQLite alone (FLACK_TEST_POSTGRES_URL unset), as `make test` runs
-    on a machine without PostgreSQL; "skipped" counts the tests whose skip marks
-    apply here.
+    Counted on SQLite alone, without Redis (FLACK_TEST_POSTGRES_URL and
+    FLACK_TEST_REDIS_URL unset), as `make test` runs on a machine without either;
+    "skipped" counts the tests whose skip marks apply here.
     """
     env = make_env()
     env.pop("FLACK_TEST_POSTGRES_URL", None)
+    env.pop("FLACK_TEST_REDIS_URL", None)
     with tempfile.TemporaryDirectory() as temp:
         out = Path(temp) / "facts.json"
         env.update(FLACK_FACTS_OUT=str(out), PYTHONPATH=str(FACTS_PLUGIN_DIR))
@@ -624,8 +625,12 @@ def tests_sentence(stage):
     sentence = f"At this stage, pytest collects {counts['tests']} tests"
     if counts["skipped"]:
         passed = counts["tests"] - counts["skipped"]
+        servers = "`FLACK_TEST_POSTGRES_URL` points to a PostgreSQL server"
+        if version_key(stage.version) >= version_key("v0.15"):  # the first that needs Redis
+            servers = ("`FLACK_TEST_POSTGRES_URL` and `FLACK_TEST_REDIS_URL` point to "
+                       "PostgreSQL and Redis servers")
         sentence += (f": {passed} run on SQLite alone, and {counts['skipped']} skip "
-                     "unless `FLACK_TEST_POSTGRES_URL` points to a PostgreSQL server")
+                     f"unless {servers}")
     return f'<span class="flack-test-count">{sentence}.</span>\n'
 
 
