@@ -1,7 +1,7 @@
 # Everyday commands for this stage: `make run` starts the chat on the development
 # server with a Celery worker beside it (honcho runs Procfile.dev), `make serve` as in
-# production (honcho runs the Procfile's release process, then its web and worker
-# processes, with Redis as the broker), `make test` runs the tests and reports their
+# production (honcho runs the Procfile's release process, then its web, worker and
+# beat processes, with Redis as the broker), `make test` runs the tests and reports their
 # coverage, `make lint` checks the code style, `make mutate` tries the tests against
 # mutants of the code. They call manage.py, which has more commands, and create the
 # virtual environment on first use. VENV can point elsewhere: the stage
@@ -25,7 +25,7 @@ run: $(VENV)/.installed
 serve: export REDIS_URL ?= redis://127.0.0.1:6379/0
 serve: $(VENV)/.installed
 	$(BIN)/honcho start release
-	$(BIN)/honcho start web worker
+	$(BIN)/honcho start web worker beat
 
 test: $(VENV)/.installed
 	$(BIN)/python manage.py test --cov

@@ -35,7 +35,9 @@ class Config:
     TOKEN_LIFETIME = 24 * 60 * 60          # seconds a token stays valid
     PRESENCE_TIMEOUT = 60                  # seconds without a request before offline
     PRESENCE_CHECK_INTERVAL = 5.0          # seconds between presence sweeps
+    TOKEN_PURGE_INTERVAL = 60 * 60         # seconds between purges of expired tokens
     STATS_WINDOW = 60                      # seconds the requests-per-second average covers
+    REDIS_PREFIX = "flack:"                # the start of the names of Flack's keys in Redis
     MESSAGE_MAX_LENGTH = 2000              # characters of Markdown in a message
     MESSAGES_DEFAULT_LIMIT = 100
     MESSAGES_MAX_LIMIT = 500
@@ -51,6 +53,8 @@ class Config:
     REDIS_URL = None                       # redis://host:6379/0
     LOCAL_BROKER_FOLDER = None             # a folder as broker, for one machine only
     CELERY_TASK_ALWAYS_EAGER = False       # True runs each task in the request that sends it
+    # Where Celery beat keeps the times it last sent each periodic task.
+    BEAT_SCHEDULE_FILE = os.path.join(basedir, "celerybeat-schedule")
 
 
 class DevelopmentConfig(Config):

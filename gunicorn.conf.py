@@ -5,7 +5,6 @@ command line, override any setting here: GUNICORN_CMD_ARGS="--worker-class geven
 swaps eventlet for gevent without touching this file.
 """
 import os
-import sys
 
 # HOST and PORT, like `manage.py runserver`. Only this machine can connect by
 # default, as when nginx runs beside gunicorn; a platform that routes outside
@@ -16,8 +15,9 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 # not hold up everyone else. Eventlet is deprecated (gunicorn 26 removes its
 # worker); gevent is the other green-thread worker, and works the same here.
 worker_class = "eventlet"
-# One process: request statistics and the presence thread live in its memory,
-# until later stages of the tutorial move them out of it.
+# One process; with REDIS_URL set, the request statistics are shared in Redis and
+# more would count as one (GUNICORN_CMD_ARGS="--workers 2"). A later stage of the
+# tutorial runs several processes for Socket.IO, which needs each on its own port.
 workers = 1
 # The most connections the worker holds at once; more wait in the queue.
 worker_connections = 1000
@@ -31,7 +31,7 @@ graceful_timeout = 10
 keepalive = 5
 
 # The app is imported in the worker, after the worker has monkey patched the
-# standard library for green threads, so that its presence thread is one too.
+# standard library for green threads, so that its network calls are green too.
 preload_app = False
 
 # Logs go to the console, where honcho, systemd or a PaaS collect them.
@@ -44,10 +44,3 @@ forwarded_allow_ips = "127.0.0.1,::1"
 # Gunicorn 25 opens a control socket for the gunicornc tool, at a path that
 # all of one user's gunicorns share. Flack does not use it.
 control_socket_disable = True
-
-
-def worker_exit(server, worker):
-    """Stop the worker's presence thread, if flack.wsgi has started one."""
-    wsgi = sys.modules.get("flack.wsgi")  # absent if the app failed to load
-    if wsgi is not None:
-        wsgi.presence.stop()

@@ -5,8 +5,10 @@ of the tutorial fix one by one:
 
 1. Link previews were fetched inside the request that posts a message: since
    v0.15 a background task fetches them (flack.tasks, run by a Celery worker).
-2. Presence is kept by a background thread in every server process.
-3. Request statistics live in the memory of one process.
+2. Presence was kept by a background thread in every server process: since
+   v0.16 one periodic task sweeps for the whole deployment (Celery beat).
+3. Request statistics lived in the memory of one process: since v0.16 every
+   process counts in Redis, when REDIS_URL is set (flack.stats).
 4. The browser client finds new messages by polling.
 """
 from pathlib import Path

@@ -64,6 +64,16 @@ def broker_settings(config):
         "polling_interval": 0.1}}  # seconds between looks at the folder
 
 
+def periodic_tasks(config):
+    """Return what Celery beat sends to the workers, and how often (in seconds)."""
+    every = {"flack.tasks.mark_offline_users": config["PRESENCE_CHECK_INTERVAL"],
+             "flack.tasks.purge_expired_tokens": config["TOKEN_PURGE_INTERVAL"]}
+    # A task that no worker took before the next one was sent is dropped: after a
+    # worker's absence, one sweep catches up, not a queue of them.
+    return {name: {"task": name, "schedule": seconds, "options": {"expires": seconds}}
+            for name, seconds in every.items()}
+
+
 def init_app(app):
     """Make the Celery application that sends and runs the tasks of a Flask app."""
 
@@ -86,6 +96,8 @@ def init_app(app):
         # a worker that dies halfway leaves it in the queue for another worker.
         task_acks_late=True,
         task_always_eager=app.config["CELERY_TASK_ALWAYS_EAGER"],
+        beat_schedule=periodic_tasks(app.config),
+        beat_schedule_filename=app.config["BEAT_SCHEDULE_FILE"],
         # A broker that does not answer fails the send after about a second, and
         # the request goes on without its task instead of hanging.
         broker_connection_timeout=1,

@@ -14,12 +14,9 @@ from click.core import ParameterSource
 from flask import current_app
 from flask.cli import run_command as flask_run
 from flask.cli import with_appcontext
-from flask.helpers import get_debug_flag
-from werkzeug.serving import is_running_from_reloader
 
 from . import background
 from .models import db
-from .presence import PresenceThread
 
 
 def init_app(app):
@@ -36,30 +33,16 @@ def database_is_up_to_date():
     return applied == newest
 
 
-# Flask's own `run` command, with its options, and the two things Flack adds to it.
+# Flask's own `run` command, with its options, and the checks that Flack adds to it.
 @click.command(params=flask_run.params)
 @click.pass_context
 @with_appcontext
-def runserver(ctx, reload, **options):
-    """Run `flask run` on an up-to-date database and a broker, with the presence thread."""
+def runserver(ctx, **options):
+    """Run `flask run` on an up-to-date database and a broker."""
     if ctx.get_parameter_source("port") is ParameterSource.DEFAULT and os.environ.get("PORT"):
         options["port"] = click.INT.convert(os.environ["PORT"], None, ctx)  # as gunicorn does
-    if not database_is_up_to_date():  # requests and presence sweeps would fail
+    if not database_is_up_to_date():  # every request would fail
         raise click.ClickException("the database is not up to date with the migrations:"
                                    " run `python manage.py db upgrade` first")
     background.check_broker(current_app)  # messages with links send tasks to it
-    # The application itself, not the current_app proxy: the server's threads
-    # and the presence thread use it outside this command's app context.
-    app = current_app._get_current_object()
-    # With the reloader, this process only watches the files and a child process
-    # serves the requests: the presence thread belongs in the child.
-    reloading = get_debug_flag() if reload is None else reload  # as `flask run` decides
-    presence = None
-    if not reloading or is_running_from_reloader():
-        presence = PresenceThread(app)
-        presence.start()
-    try:
-        ctx.invoke(flask_run.callback, reload=reload, **options)
-    finally:
-        if presence is not None:
-            presence.stop()
+    ctx.invoke(flask_run.callback, **options)

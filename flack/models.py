@@ -9,8 +9,9 @@ import secrets
 
 from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ForeignKey, MetaData, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import BigInteger, ForeignKey, MetaData, String, Text, event, inspect, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm.attributes import flag_modified
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import utils
@@ -48,15 +49,56 @@ class Stamped:
 
 
 class Timestamps(Stamped):
-    """Creation and update times; polling clients ask for the rows updated since a time."""
+    """Creation and update times, and the change number that polling clients follow."""
     stamped_on_creation = ("created_at", "updated_at")
 
     created_at: Mapped[float]
-    updated_at: Mapped[float] = mapped_column(index=True)
+    updated_at: Mapped[float]
+    # Given by the database when the row is created or updated_at changes: clients
+    # ask for the rows whose change is above the last one they saw.
+    change: Mapped[int] = mapped_column(BigInteger, index=True)
 
     def touch(self):
-        """Record that the row changed just now."""
+        """Record that the row changed just now, which gives it a new change number."""
         self.updated_at = utils.timestamp()
+        # Modified even if the clock reads as before: the change number must move.
+        flag_modified(self, "updated_at")
+
+
+class ChangeCounter(db.Model):
+    """The last change number given out, in the table's one row."""
+    __tablename__ = "change_counter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last: Mapped[int] = mapped_column(BigInteger)
+
+
+@event.listens_for(ChangeCounter.__table__, "after_create")
+def insert_the_counter(table, connection, **kwargs):
+    """Give a new change_counter table its one row (the migrations insert their own)."""
+    connection.execute(table.insert().values(id=1, last=0))
+
+
+def next_change(session):
+    """Return the next change number, for a row that the session's transaction changes.
+
+    The UPDATE locks the counter's row until the transaction ends, so a second writer,
+    in any process on any host, waits for the first one's commit before it gets its
+    number: rows become visible in the order of their change numbers, and a client
+    that has seen change n has seen every change below n.
+    """
+    return session.execute(
+        update(ChangeCounter).where(ChangeCounter.id == 1)
+        .values(last=ChangeCounter.last + 1).returning(ChangeCounter.last)).scalar_one()
+
+
+@event.listens_for(Session, "before_flush")
+def number_the_changes(session, flush_context, instances):
+    """Give each new row, and each row whose updated_at changed, its change number."""
+    for row in [*session.new, *session.dirty]:
+        if isinstance(row, Timestamps) and (
+                row in session.new or inspect(row).attrs.updated_at.history.has_changes()):
+            row.change = next_change(session)
 
 
 class User(Timestamps, db.Model):
@@ -88,7 +130,7 @@ class User(Timestamps, db.Model):
         self.last_seen_at = utils.timestamp()
         if not self.online:
             self.online = True
-            self.updated_at = self.last_seen_at
+            self.touch()
 
     def go_offline(self):
         """Mark the user offline, as an update that polling clients see."""
@@ -108,6 +150,7 @@ class User(Timestamps, db.Model):
             "online": self.online,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "change": self.change,
             "last_seen_at": self.last_seen_at,
             "_links": {"self": utils.url_for("api.get_user", id=self.id)},
         }
@@ -172,6 +215,7 @@ class Message(Timestamps, db.Model):
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "edited_at": self.edited_at,
+            "change": self.change,
             "_links": {
                 "self": utils.url_for("api.get_message", id=self.id),
                 "author": utils.url_for("api.get_user", id=self.user_id),

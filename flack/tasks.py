@@ -1,4 +1,5 @@
-"""The background tasks that the Celery worker runs: the previews of a message's links.
+"""The background tasks that the Celery worker runs: link previews, and the periodic
+tasks that Celery beat sends: the presence sweep and the purge of expired tokens.
 
 A task gets the id of a message, never the message itself: by the time the worker
 runs it, the row may have changed, and only the database knows how. Running a task
@@ -8,10 +9,10 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from kombu.exceptions import OperationalError
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
-from . import utils
-from .models import Message, db
+from . import presence, utils
+from .models import Message, Token, db, next_change
 from .previews import PageUnavailable
 from .rendering import add_link_previews
 
@@ -53,7 +54,8 @@ def store_previews(message_id, html, with_previews):
     db.session.execute(
         update(Message)
         .where(Message.id == message_id, Message.html == html, Message.previews_pending)
-        .values(html=with_previews, previews_pending=False, updated_at=utils.timestamp()))
+        .values(html=with_previews, previews_pending=False, updated_at=utils.timestamp(),
+                change=next_change(db.session)))
     db.session.commit()
 
 
@@ -66,3 +68,16 @@ def request_link_previews(message):
                                      message.id)
         return False
     return True
+
+
+@shared_task
+def mark_offline_users():
+    """Mark the users who have been idle too long offline: one sweep for every process."""
+    presence.mark_offline_users()
+
+
+@shared_task
+def purge_expired_tokens():
+    """Delete the tokens that have expired, which nobody can use any more."""
+    db.session.execute(delete(Token).where(Token.expires_at <= utils.timestamp()))
+    db.session.commit()

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from flack import create_app, utils
-from flack.models import db
+from flack.models import ChangeCounter, db, insert_the_counter
 from tests.helpers import POSTGRES_URL, Accounts, LocalWeb, settings_with_database
 
 # Every test that uses the app runs on SQLite, and again on PostgreSQL when there is one.
@@ -93,6 +93,8 @@ def app(request):
             names = ", ".join(table.name for table in db.metadata.sorted_tables)
             with db.engine.begin() as connection:
                 connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                # The change counter's one row, which create_all() inserted.
+                insert_the_counter(ChangeCounter.__table__, connection)
         db.engine.dispose()  # close its connections before the schema is dropped
 
 

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from flask.cli import ScriptInfo
 
 import manage
-from flack import commands
 from flack.models import Message, Token, User, db
 from tests.helpers import PASSWORD, ROOT, free_port, wait_for_server
 
@@ -59,39 +58,18 @@ def test_runserver_refuses_a_database_without_the_latest_migration(app, fake_ser
     assert "run `python manage.py db upgrade` first" in result.output
     db.drop_all()  # and with no tables at all
     assert runner.invoke(args=["runserver"]).exit_code == 1
-    assert fake_server.runs == [] and fake_server.threads == []
-
-
-class FakePresenceThread:
-    """A stand-in for PresenceThread that logs when it starts and stops."""
-
-    def __init__(self, app, log):
-        self.app = app
-        self.log = log
-
-    def start(self):
-        self.log.append("presence starts")
-
-    def stop(self):
-        self.log.append("presence stops")
+    assert fake_server.runs == []
 
 
 class FakeServer:
-    """Stand-ins for run_simple() and PresenceThread that record how they were used."""
+    """A stand-in for run_simple() that records how it was called."""
 
     def __init__(self):
         self.runs = []
-        self.threads = []
-        self.log = []
 
     def run_simple(self, host, port, app, use_reloader, use_debugger, **options):
-        self.log.append("serves")
         self.runs.append({"host": host, "port": port, "app": app,
                           "reloader": use_reloader, "debugger": use_debugger})
-
-    def presence_thread(self, app):
-        self.threads.append(FakePresenceThread(app, self.log))
-        return self.threads[-1]
 
 
 @pytest.fixture
@@ -101,7 +79,6 @@ def fake_server(app, monkeypatch):
     assert app.test_cli_runner().invoke(args=["db", "stamp", "head"]).exit_code == 0
     fake = FakeServer()
     monkeypatch.setattr(flask.cli, "run_simple", fake.run_simple)
-    monkeypatch.setattr(commands, "PresenceThread", fake.presence_thread)
     monkeypatch.delenv("FLASK_DEBUG", raising=False)
     return fake
 
@@ -118,10 +95,6 @@ def test_runserver_defaults(app, fake_server, monkeypatch):
     runserver(app, "runserver")
     assert fake_server.runs == [{"host": "127.0.0.1", "port": 5000, "app": app,
                                  "reloader": False, "debugger": False}]
-    # The presence thread ran with this app during the server's life, and was stopped.
-    [thread] = fake_server.threads
-    assert thread.app is app
-    assert fake_server.log == ["presence starts", "serves", "presence stops"]
 
 
 def test_runserver_takes_flask_runs_options(app, fake_server, monkeypatch):
@@ -131,21 +104,11 @@ def test_runserver_takes_flask_runs_options(app, fake_server, monkeypatch):
     run = fake_server.runs[0]
     assert (run["host"], run["port"], run["reloader"], run["debugger"]) == (
         "0.0.0.0", 8001, True, True)
-    # The reloader's watching process starts no presence thread; its child will.
-    assert fake_server.threads == []
     runserver(app, "runserver", "--debug", "--no-reload")
     assert (fake_server.runs[1]["port"], fake_server.runs[1]["reloader"]) == (8003, False)
-    assert len(fake_server.threads) == 1
     # manage.py's own --debug, before the command name, reaches runserver too.
     runserver(app, "--debug", "runserver", "--no-reload")
     assert fake_server.runs[2]["debugger"] is True
-
-
-def test_the_reloaders_child_runs_the_presence_thread(app, fake_server, monkeypatch):
-    monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")  # what the reloader sets in its child
-    runserver(app, "runserver", "--reload")
-    assert fake_server.runs[0]["reloader"] is True
-    assert len(fake_server.threads) == 1
 
 
 def test_shell_preloads_the_models(app):

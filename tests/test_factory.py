@@ -1,13 +1,12 @@
 """The application factory: every call makes a new application with its own state."""
 import importlib
 import pkgutil
-import threading
 
-from flask import Flask, current_app
+from flask import Flask
 
 import config
 import flack
-from flack import create_app, presence, stats
+from flack import create_app, stats
 from flack.models import User, db
 from tests.helpers import Accounts
 
@@ -16,7 +15,6 @@ class QuickConfig(config.TestingConfig):
     """Testing settings with a short stats window and a quick presence timeout."""
     STATS_WINDOW = 10
     PRESENCE_TIMEOUT = 5
-    PRESENCE_CHECK_INTERVAL = 0.01
 
 
 def test_create_app_takes_a_name_a_dotted_path_or_a_class():
@@ -51,7 +49,6 @@ def test_no_module_holds_an_application():
 
 def test_two_apps_in_one_process_share_nothing(clock, monkeypatch):
     apps = {"plain": create_app("testing"), "quick": create_app(QuickConfig)}
-    apps["plain"].config["PRESENCE_CHECK_INTERVAL"] = 0.01  # the timeout stays 60
     for app in apps.values():
         with app.app_context():
             db.create_all()
@@ -73,30 +70,12 @@ def test_two_apps_in_one_process_share_nothing(clock, monkeypatch):
     with apps["quick"].app_context():
         assert stats.requests_per_second() == 3 / 10
 
-    # Presence: one thread per app, each sweeping its own database with its own timeout.
+    # Presence: each app's Celery application runs the sweep in its own app's context,
+    # on its own database with its own timeout.
+    assert apps["plain"].extensions["celery"] is not apps["quick"].extensions["celery"]
     clock.advance(6)  # past the quick app's timeout, not the plain one's
-    swept = {name: threading.Event() for name in apps}
-    real_sweep = presence.mark_offline_users
-
-    def app_name():
-        return next(name for name, app in apps.items()
-                    if app is current_app._get_current_object())
-
-    def sweep():
-        users = real_sweep()
-        swept[app_name()].set()  # the thread runs in its own app's context
-        return users
-
-    monkeypatch.setattr(presence, "mark_offline_users", sweep)
-    threads = [presence.PresenceThread(app) for app in apps.values()]
-    for thread in threads:
-        thread.start()
-    try:
-        assert all(event.wait(30) for event in swept.values()), "a thread never swept"
-    finally:
-        for thread in threads:
-            thread.stop()
-    assert not any(thread.is_alive() for thread in threads)
+    for app in apps.values():
+        app.extensions["celery"].tasks["flack.tasks.mark_offline_users"].apply()
     online = {}
     for name, app in apps.items():
         with app.app_context():

@@ -1,10 +1,8 @@
-"""Presence: who is online, and the thread that marks idle users offline."""
-import threading
+"""Presence: who is online, and the periodic task that marks idle users offline."""
+from sqlalchemy import update
 
-from sqlalchemy import select
-
-from flack import presence
-from flack.models import User, db
+from flack import background, presence, tasks, utils
+from flack.models import User
 
 
 def test_request_with_token_marks_user_online(client, clock, accounts):
@@ -22,14 +20,17 @@ def test_idle_users_go_offline(client, clock, app, accounts):
     clock.advance(30)
     client.get("/api/users", headers=auth)  # susan stays active
     clock.advance(app.config["PRESENCE_TIMEOUT"] - 29)
+    before = {user["nickname"]: user for user in client.get("/api/users").json["users"]}
     offline = presence.mark_offline_users()
-    assert [user.nickname for user in offline] == ["david"]
+    assert offline == [before["david"]["id"]]
     users = {user["nickname"]: user for user in client.get("/api/users").json["users"]}
     assert users["susan"]["online"] is True
     assert users["david"]["online"] is False
     assert users["david"]["updated_at"] == clock.now
-    assert client.get(f"/api/users?updated_since={clock.now - 1}").json["users"] == [
-        users["david"]]
+    # A client that has seen every change so far gets david's, and only his.
+    last_seen = max(user["change"] for user in before.values())
+    assert users["david"]["change"] > last_seen
+    assert client.get(f"/api/users?after={last_seen}").json["users"] == [users["david"]]
 
 
 def test_users_go_offline_only_after_the_timeout(client, clock, app, accounts):
@@ -37,7 +38,7 @@ def test_users_go_offline_only_after_the_timeout(client, clock, app, accounts):
     clock.advance(app.config["PRESENCE_TIMEOUT"])
     assert presence.mark_offline_users() == []  # seen exactly a timeout ago: still here
     clock.advance(0.001)
-    assert [user.nickname for user in presence.mark_offline_users()] == ["susan"]
+    assert len(presence.mark_offline_users()) == 1
 
 
 def test_a_user_goes_offline_once(client, clock, app, accounts):
@@ -48,45 +49,58 @@ def test_a_user_goes_offline_once(client, clock, app, accounts):
     clock.advance(10)
     assert presence.mark_offline_users() == []
     # No second update, which polling clients would fetch again.
-    assert client.get("/api/users").json["users"][0]["updated_at"] == went_offline_at
+    [user] = client.get("/api/users").json["users"]
+    assert user["updated_at"] == went_offline_at
+    assert client.get(f"/api/users?after={user['change']}").json["users"] == []
 
 
-def test_presence_thread(clock, app, monkeypatch, accounts):
-    app.config["PRESENCE_CHECK_INTERVAL"] = 0.01
+def test_a_user_active_since_the_sweep_looked_stays_online(client, clock, app, accounts,
+                                                           monkeypatch):
     accounts.login()
     clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
-    swept = threading.Event()
-    real_sweep = presence.mark_offline_users
+    number_the_change = presence.next_change
 
-    def sweep():
-        users = real_sweep()
-        swept.set()
-        return users
+    def request_meanwhile(session):
+        """A request from the user, between the sweep's SELECT and its UPDATE."""
+        session.execute(update(User).values(last_seen_at=utils.timestamp()))
+        return number_the_change(session)
 
-    monkeypatch.setattr(presence, "mark_offline_users", sweep)
-    thread = presence.PresenceThread(app)
-    thread.start()
-    assert swept.wait(5), "the presence thread never swept"
-    thread.stop()
-    assert not thread.is_alive()
-    db.session.expire_all()
-    assert db.session.scalar(select(User)).online is False
+    monkeypatch.setattr(presence, "next_change", request_meanwhile)
+    assert presence.mark_offline_users() == []
+    assert client.get("/api/users").json["users"][0]["online"] is True
 
 
-def test_presence_thread_survives_errors(clock, app, monkeypatch, caplog):
-    app.config["PRESENCE_CHECK_INTERVAL"] = 0.01
-    calls = []
-    swept_twice = threading.Event()
+def test_a_user_that_another_sweep_took_offline_goes_offline_once(
+        client, clock, app, accounts, monkeypatch):
+    accounts.login()
+    clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
+    number_the_change = presence.next_change
 
-    def failing_then_working_sweep():
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("database went away")
-        swept_twice.set()
+    def other_sweep_meanwhile(session):
+        """Another sweep, which takes the user offline between this one's SELECT and UPDATE."""
+        session.execute(update(User).values(online=False))
+        return number_the_change(session)
 
-    monkeypatch.setattr(presence, "mark_offline_users", failing_then_working_sweep)
-    thread = presence.PresenceThread(app)
-    thread.start()
-    assert swept_twice.wait(5), "the presence thread died after an error"
-    thread.stop()
-    assert "presence sweep failed" in caplog.text and "database went away" in caplog.text
+    monkeypatch.setattr(presence, "next_change", other_sweep_meanwhile)
+    assert presence.mark_offline_users() == []
+
+
+def test_each_idle_user_goes_offline_with_a_change_of_their_own(client, clock, app, accounts):
+    for nickname in ("susan", "david"):
+        accounts.login(nickname)
+    clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
+    users = client.get("/api/users").json["users"]
+    assert sorted(presence.mark_offline_users()) == sorted(user["id"] for user in users)
+    changes = [user["change"] for user in client.get("/api/users").json["users"]]
+    assert len(set(changes)) == 2  # a client paging by change would skip a shared number
+
+
+def test_celery_beat_sends_the_sweep_to_a_worker(client, clock, app, accounts):
+    schedule = background.periodic_tasks(app.config)["flack.tasks.mark_offline_users"]
+    assert schedule["schedule"] == app.config["PRESENCE_CHECK_INTERVAL"]
+    assert schedule["options"]["expires"] == schedule["schedule"]
+    assert app.extensions["celery"].conf.beat_schedule == background.periodic_tasks(app.config)
+    accounts.login()
+    clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
+    tasks.mark_offline_users.apply()  # as a worker runs it, in an app context of its own
+    assert client.get("/api/users").json["users"][0]["online"] is False

@@ -97,6 +97,7 @@ def production_env(tmp_path, **settings):
     """Return the environment of a production process with its database in tmp_path."""
     return {**os.environ, "FLACK_CONFIG": "production", "SECRET_KEY": "not secret",
             "DATABASE_URL": f"sqlite:///{tmp_path}/chat.sqlite",
+            "BEAT_SCHEDULE_FILE": str(tmp_path / "celerybeat-schedule"),
             # Without Redis, a folder as the broker: these processes share one machine.
             "LOCAL_BROKER_FOLDER": str(tmp_path / "broker"),
             # The Procfile's commands are looked up on the PATH: this virtualenv first.
@@ -107,9 +108,9 @@ def production_env(tmp_path, **settings):
 class Process:
     """A process of a Procfile, started with its output in tmp_path."""
 
-    def __init__(self, tmp_path, process_type, env, procfile="Procfile"):
-        self.log = tmp_path / f"{process_type}.out"
-        self.errors = tmp_path / f"{process_type}.err"
+    def __init__(self, tmp_path, process_type, env, procfile="Procfile", name=None):
+        self.log = tmp_path / f"{name or process_type}.out"
+        self.errors = tmp_path / f"{name or process_type}.err"
         command = procfile_command(process_type, procfile)
         with self.log.open("w") as out, self.errors.open("w") as err:
             # A session of its own, so that the test can find every process it starts.
@@ -131,9 +132,7 @@ class Gunicorn(Process):
     def __init__(self, tmp_path, worker_args, **settings):
         self.port = free_port()
         env = production_env(tmp_path, HOST="127.0.0.1", PORT=str(self.port),
-                             GUNICORN_CMD_ARGS=worker_args,
-                             # Presence sweeps quick enough for a test to wait for.
-                             PRESENCE_TIMEOUT="1", PRESENCE_CHECK_INTERVAL="0.2", **settings)
+                             GUNICORN_CMD_ARGS=worker_args, **settings)
         prepare_database(env)
         super().__init__(tmp_path, "web", env)
         base = f"http://127.0.0.1:{self.port}"
@@ -180,23 +179,6 @@ def test_gunicorn_answers_bad_requests_with_json_errors(gunicorn):
     assert client.call("POST", "/api/messages", {"source": "hi"}, bad_token)[0] == 401
     assert client.call("GET", "/api/users/999")[0] == 404
     assert "Traceback" not in gunicorn.errors.read_text()
-
-
-def test_presence_thread_marks_idle_users_offline(gunicorn):
-    client = gunicorn.client
-    auth = client.login("idle")
-
-    def idle_user():
-        """Return the user that this test logged in, as the API shows it."""
-        return next(user for user in client.call("GET", "/api/users")[1]["users"]
-                    if user["nickname"] == "idle")
-
-    assert client.call("GET", "/api/users", headers=auth)[0] == 200
-    assert idle_user()["online"] is True
-    deadline = time.monotonic() + 10
-    while idle_user()["online"]:
-        assert time.monotonic() < deadline, "the user is still online"
-        time.sleep(0.1)  # the presence thread's sweeps, every 0.2 seconds
 
 
 def test_gunicorn_stops_cleanly_on_sigterm(own_gunicorn):
@@ -322,9 +304,9 @@ class Worker(Process):
 class Web(Process):
     """A Procfile's web process on a free port, and a client for it."""
 
-    def __init__(self, tmp_path, env, procfile):
+    def __init__(self, tmp_path, env, procfile, name="web"):
         port = free_port()
-        super().__init__(tmp_path, "web", {**env, "PORT": str(port)}, procfile)
+        super().__init__(tmp_path, "web", {**env, "PORT": str(port)}, procfile, name)
         base = f"http://127.0.0.1:{port}"
         self.client = Client(base, wait_for_server(f"{base}/api/stats", self.process))
 
@@ -393,3 +375,52 @@ def test_an_unreachable_broker_stops_the_start_with_a_clear_error(tmp_path, proc
     if process_type == "worker" or procfile == "Procfile.dev":
         # One line; gunicorn reports a worker that fails to boot in its own way.
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@needs_redis
+def test_two_web_processes_share_statistics_and_one_beat_sweeps_for_both(tmp_path):
+    env = production_env(tmp_path, REDIS_URL=redis_url(),
+                         REDIS_PREFIX=f"test-{tmp_path.name}:",  # counts of this test only
+                         STATS_WINDOW="100",  # one request is 0.01 requests per second
+                         PRESENCE_TIMEOUT="1", PRESENCE_CHECK_INTERVAL="0.2")
+    prepare_database(env)
+    processes = []
+    try:
+        for number in (1, 2):
+            processes.append(Web(tmp_path, env, "Procfile", name=f"web{number}"))
+        processes.append(Worker(tmp_path, env, "Procfile"))
+        processes.append(Process(tmp_path, "beat", env))
+        first, second, worker, _ = processes
+
+        # Statistics: the requests that one process answers count in the other's figure.
+        def stats(web):
+            return web.client.call("GET", "/api/stats")[1]["requests_per_second"]
+
+        before = stats(first)
+        for _ in range(12):
+            second.client.call("GET", "/api/users")
+        assert round(stats(first) - before, 2) == 0.13  # the 12, and this request itself
+
+        # Presence: a user seen by one process goes offline once, by the one sweep.
+        auth = first.client.login("idle")
+        assert second.client.call("GET", "/api/users", headers=auth)[0] == 200
+
+        def idle_user():
+            return next(user for user in first.client.call("GET", "/api/users")[1]["users"]
+                        if user["nickname"] == "idle")
+
+        deadline = time.monotonic() + 20
+        while idle_user()["online"]:
+            assert time.monotonic() < deadline, "the user is still online"
+            time.sleep(0.1)  # the sweeps, every 0.2 seconds
+        went_offline = idle_user()["change"]
+        sweeps = worker.errors.read_text().count("mark_offline_users")
+        while worker.errors.read_text().count("mark_offline_users") < sweeps + 6:
+            assert time.monotonic() < deadline + 20, "the sweeps stopped"
+            time.sleep(0.1)
+        assert idle_user()["change"] == went_offline  # later sweeps leave the user alone
+    finally:
+        for process in processes:
+            process.kill()
+    for process in processes:
+        assert "Traceback" not in process.errors.read_text(), process.errors.name

@@ -74,6 +74,7 @@ def test_post_returns_before_the_previews_and_the_task_adds_them(
     assert message["html"].startswith(posted["html"])
     # A new updated_at, so that polling clients fetch the message again; not an edit.
     assert message["updated_at"] == posted["updated_at"] + 1
+    assert message["change"] > posted["change"]
     assert message["edited_at"] is None
 
 

@@ -4,6 +4,7 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
+from flack import background, tasks
 from flack.models import Token, db
 from tests.helpers import PASSWORD, assert_error, count
 
@@ -42,13 +43,14 @@ def test_token_expiry(client, clock, app, accounts):
 
 def test_revoke_token(client, clock, accounts):
     auth = accounts.login()
+    [before] = client.get("/api/users").json["users"]
     clock.advance(1)
     response = client.delete("/api/tokens", headers=auth)
     assert response.status_code == 204
     assert_error(client.get("/api/users", headers=auth), 401)
     assert_error(client.delete("/api/tokens", headers=auth), 401)
     # A client polling for changes sees the user go offline.
-    [user] = client.get(f"/api/users?updated_since={clock.now - 0.5}").json["users"]
+    [user] = client.get(f"/api/users?after={before['change']}").json["users"]
     assert user["online"] is False
     assert user["updated_at"] == clock.now
 
@@ -71,3 +73,14 @@ def test_optional_token(client, accounts):
     assert client.get("/api/messages").status_code == 200
     assert client.get("/api/messages", headers=auth).status_code == 200
     assert_error(client.get("/api/messages", headers={"Authorization": "Bearer nope"}), 401)
+
+
+def test_expired_tokens_are_purged_by_a_periodic_task(client, clock, app, accounts):
+    accounts.login("susan")
+    clock.advance(app.config["TOKEN_LIFETIME"] / 2)
+    accounts.login("david")
+    clock.advance(app.config["TOKEN_LIFETIME"] / 2)  # susan's expires now, david's later
+    tasks.purge_expired_tokens.apply()
+    assert [token.user.nickname for token in db.session.scalars(select(Token))] == ["david"]
+    schedule = background.periodic_tasks(app.config)["flack.tasks.purge_expired_tokens"]
+    assert schedule["schedule"] == app.config["TOKEN_PURGE_INTERVAL"]

@@ -11,7 +11,7 @@ def test_register(accounts):
     assert response.status_code == 201
     user = response.json
     assert set(user) == {"id", "nickname", "online", "created_at", "updated_at",
-                         "last_seen_at", "_links"}
+                         "change", "last_seen_at", "_links"}
     assert user["nickname"] == "susan"
     assert user["online"] is False
     assert user["created_at"] == user["updated_at"]
@@ -118,18 +118,18 @@ def test_get_users_online_filter(client, accounts):
     assert [user["nickname"] for user in offline] == ["david"]
 
 
-def test_get_users_updated_since(client, clock, accounts):
-    accounts.register("susan")
-    clock.advance(0.25)
-    accounts.register("david")
-    users = client.get(f"/api/users?updated_since={clock.now - 0.1}").json["users"]
+def test_get_users_changed_after(client, accounts):
+    susan = accounts.register("susan").json
+    david = accounts.register("david").json
+    assert david["change"] > susan["change"]
+    users = client.get(f"/api/users?after={susan['change']}").json["users"]
     assert [user["nickname"] for user in users] == ["david"]
-    assert client.get(f"/api/users?updated_since={clock.now}").json["users"] == []
+    assert client.get(f"/api/users?after={david['change']}").json["users"] == []
 
 
 @pytest.mark.parametrize("query", [
-    "online=yes", "online=2", "updated_since=yesterday", "updated_since=nan",
-    "updated_since=inf", "updated_since=",
+    "online=yes", "online=2", "after=yesterday", "after=nan", "after=inf", "after=",
+    "updated_since=1800000000",
 ])
 def test_get_users_bad_query(client, query):
     assert_error(client.get(f"/api/users?{query}"), 400, mentions=query.split("=")[0])

@@ -3,7 +3,6 @@
 Each function returns a valid value or stops the request with a 400 (or a 403,
 404, 409 or 415) that says what is wrong, so a view never works on bad input.
 """
-import math
 
 from flask import abort, current_app, request
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +12,7 @@ from ..auth import token_auth
 from ..models import db
 
 MAX_ID = 2**31 - 1  # the largest value of an INTEGER column in PostgreSQL
+MAX_CHANGE = 2**63 - 1  # and of a BIGINT column, where the change numbers are
 
 
 def json_object():
@@ -46,18 +46,20 @@ def required(value, name):
     return value
 
 
-def number_arg(name):
-    """Return a numeric query argument, or None when it is absent."""
-    value = request.args.get(name)
+def change_arg():
+    """Return the change number of the after query argument, or None when it is absent."""
+    if "updated_since" in request.args:  # a client written for v0.15 or before
+        abort(400, "updated_since is no longer supported: ask for after=<change number>")
+    value = request.args.get("after")
     if value is None:
         return None
     try:
-        number = float(value)
+        after = int(value)
     except ValueError:
-        abort(400, f"{name} must be a number")
-    if not math.isfinite(number):
-        abort(400, f"{name} must be a finite number")
-    return number
+        abort(400, "after must be a change number, a whole number")
+    if not 0 <= after <= MAX_CHANGE:
+        abort(400, f"after must be from 0 to {MAX_CHANGE}")
+    return after
 
 
 def flag_arg(name):

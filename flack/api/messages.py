@@ -1,6 +1,4 @@
 """The API's messages: post, list or poll for new ones, read, and edit your own."""
-import threading
-
 from flask import abort, current_app
 from sqlalchemy import select
 
@@ -11,22 +9,14 @@ from ..rendering import render_markdown, wants_previews
 from ..tasks import request_link_previews
 from .blueprint import api
 from .inputs import (
+    change_arg,
     get_or_404,
     get_own_or_abort,
     json_object,
     limit_arg,
-    number_arg,
     required,
     text_field,
 )
-
-# One message at a time is stamped and committed, so that this process saves its
-# messages in the order of their updated_at: a client polling with updated_since
-# cannot see one of them before an older one is saved, and skip the older one.
-# Only this process: two server processes take their own locks and can still
-# commit out of order, and so can the Celery worker when it stores previews (v0.15).
-# A later stage of the tutorial makes the cursor safe for that.
-message_commit_lock = threading.Lock()
 
 
 def source_field(data):
@@ -40,12 +30,11 @@ def source_field(data):
 
 def save_message(message):
     """Stamp a new or edited message with the current time, and commit it."""
-    with message_commit_lock:
-        message.touch()
-        if message.id is None:
-            message.created_at = message.updated_at
-            db.session.add(message)
-        db.session.commit()
+    message.touch()
+    if message.id is None:
+        message.created_at = message.updated_at
+        db.session.add(message)
+    db.session.commit()  # the flush gives the message its change number
 
 
 def set_text(message, source):
@@ -77,17 +66,17 @@ def new_message():
 @api.get("/messages")
 @token_optional
 def get_messages():
-    """Return the latest messages, or those updated since a given time."""
+    """Return the latest messages, or the first ones changed after a change number."""
     limit = limit_arg()
-    updated_since = number_arg("updated_since")
-    if updated_since is None:
-        latest = db.session.scalars(select(Message).order_by(
-            Message.updated_at.desc(), Message.id.desc()).limit(limit)).all()
+    after = change_arg()
+    if after is None:
+        latest = db.session.scalars(
+            select(Message).order_by(Message.change.desc()).limit(limit)).all()
         messages = list(reversed(latest))
     else:
         messages = db.session.scalars(
-            select(Message).where(Message.updated_at > updated_since)
-            .order_by(Message.updated_at, Message.id).limit(limit)).all()
+            select(Message).where(Message.change > after)
+            .order_by(Message.change).limit(limit)).all()
     return {"messages": [message.to_dict() for message in messages]}
 
 

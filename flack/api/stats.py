@@ -1,4 +1,7 @@
-"""The API's statistics: how many requests per second this server process handles."""
+"""The API's statistics: how many requests per second the server handles."""
+import redis
+from flask import abort
+
 from .. import stats
 from ..auth import token_optional
 from .blueprint import api
@@ -7,5 +10,9 @@ from .blueprint import api
 @api.get("/stats")
 @token_optional
 def get_stats():
-    """Return how many requests per second this server process handles."""
-    return {"requests_per_second": round(stats.requests_per_second(), 2)}
+    """Return how many requests per second the server handles, all processes together."""
+    try:
+        requests_per_second = stats.requests_per_second()
+    except redis.RedisError:
+        abort(503, "the request statistics are unavailable: Redis does not answer")
+    return {"requests_per_second": round(requests_per_second, 2)}

@@ -9,12 +9,12 @@ from ..auth import token_auth, token_optional
 from ..models import NICKNAME_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, Token, User, db
 from .blueprint import api
 from .inputs import (
+    change_arg,
     commit_or_409,
     flag_arg,
     get_or_404,
     get_own_or_abort,
     json_object,
-    number_arg,
     required,
     text_field,
 )
@@ -51,14 +51,14 @@ def new_user():
 @api.get("/users")
 @token_optional
 def get_users():
-    """Return the users, optionally only those online or recently updated."""
+    """Return the users, optionally only those online or changed after a change number."""
     query = select(User).order_by(User.nickname)
     online = flag_arg("online")
     if online is not None:
         query = query.where(User.online == online)
-    updated_since = number_arg("updated_since")
-    if updated_since is not None:
-        query = query.where(User.updated_at > updated_since)
+    after = change_arg()
+    if after is not None:
+        query = query.where(User.change > after)
     return {"users": [user.to_dict() for user in db.session.scalars(query)]}
 
 

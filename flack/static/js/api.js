@@ -137,26 +137,25 @@ export async function logOut() {
   }
 }
 
-/** Add ?updated_since= (and other parameters) to a path. */
+/** Add ?after= (and other parameters) to a path. */
 function withQuery(path, parameters) {
   const query = new URLSearchParams();
   for (const [name, value] of Object.entries(parameters)) {
-    // String(number) gives back the exact float the server sent.
     if (value !== undefined && value !== null) query.set(name, String(value));
   }
   const text = query.toString();
   return text ? `${path}?${text}` : path;
 }
 
-/** Fetch users changed since a time (all users when since is null). */
-export async function getUsers(since) {
-  const data = await requestWithToken("GET", withQuery("/api/users", { updated_since: since }));
+/** Fetch users changed after a change number (all users when after is null). */
+export async function getUsers(after) {
+  const data = await requestWithToken("GET", withQuery("/api/users", { after }));
   return data.users;
 }
 
-/** Fetch up to limit messages changed since a time (the latest ones when since is null). */
-export async function getMessages(since, limit) {
-  const path = withQuery("/api/messages", { updated_since: since, limit });
+/** Fetch up to limit messages changed after a change number (the latest when after is null). */
+export async function getMessages(after, limit) {
+  const path = withQuery("/api/messages", { after, limit });
   const data = await requestWithToken("GET", path);
   return data.messages;
 }

@@ -40,8 +40,8 @@ const ui = {
 };
 
 let session = null; // {token, nickname} while logged in
-let usersSince = null; // largest user updated_at seen so far
-let messagesSince = null; // largest message updated_at seen so far
+let usersSince = null; // largest user change number seen so far
+let messagesSince = null; // largest message change number seen so far
 let pollTimer = null;
 let pollRun = 0; // changes on log in and out, so late answers for an old session are dropped
 
@@ -51,11 +51,11 @@ function describe(error) {
   return "Cannot reach the server. Please check your connection and try again.";
 }
 
-/** Return the largest updated_at among items and since, unchanged (no rounding). */
-function latestUpdate(items, since) {
+/** Return the largest change number among items and since. */
+function latestChange(items, since) {
   let latest = since;
   for (const item of items) {
-    if (latest === null || item.updated_at > latest) latest = item.updated_at;
+    if (latest === null || item.change > latest) latest = item.change;
   }
   return latest;
 }
@@ -126,7 +126,7 @@ function showChat() {
 async function refreshUsers(run) {
   const users = await api.getUsers(usersSince);
   if (run !== pollRun || users.length === 0) return;
-  usersSince = latestUpdate(users, usersSince);
+  usersSince = latestChange(users, usersSince);
   const renamed = mergeUsers(users);
   const online = renderUsers(ui.userList, session.nickname);
   ui.onlineCount.textContent = `(${online} online)`;
@@ -148,7 +148,7 @@ async function refreshMessages(run) {
     const messages = await api.getMessages(messagesSince, PAGE_SIZE);
     if (run !== pollRun) return;
     showMessages(messages, firstLoad);
-    messagesSince = latestUpdate(messages, messagesSince);
+    messagesSince = latestChange(messages, messagesSince);
     if (messages.length < PAGE_SIZE) break;
   }
   ui.noMessages.hidden = messageCount() > 0;
