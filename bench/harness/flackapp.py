@@ -19,8 +19,8 @@ SETUP_SECONDS = 120
 NICKNAME = "bench"
 PASSWORD = "a benchmark password"
 # Settings that must come from us alone, never from the shell that runs the benchmark.
-FOREIGN_NAMES = {"DATABASE_URL", "SECRET_KEY", "PORT", "HOST"}
-FOREIGN_PREFIXES = ("FLACK_", "FLASK_", "GUNICORN_", "LINK_PREVIEW")
+FOREIGN_NAMES = {"DATABASE_URL", "SECRET_KEY", "PORT", "HOST", "REDIS_URL", "LOCAL_BROKER_FOLDER"}
+FOREIGN_PREFIXES = ("FLACK_", "FLASK_", "GUNICORN_", "LINK_PREVIEW", "CELERY_")
 # No proxy from the environment may see requests to 127.0.0.1.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -47,12 +47,31 @@ class Server:
 
 @dataclass
 class RunningApp:
-    """A started app: its process group and address."""
+    """A started app: its process group, address, and the environment it runs with."""
 
     server: Server
     process: object
     base_url: str
     log_path: Path
+    env: dict
+
+
+@dataclass
+class RunningWorker:
+    """A started Celery worker: its process group and its log."""
+
+    process: object
+    log_path: Path
+
+    def problem(self):
+        """Say why the worker stopped working, or return "" while it works."""
+        log = self.log_path.read_text(errors="replace")
+        critical = [line for line in log.splitlines() if "CRITICAL/" in line]
+        if critical:  # Celery may log an unrecoverable error and then hang, not exit
+            return critical[-1].split("] ", 1)[-1]
+        if self.process.poll() is not None:
+            return f"it exited with {self.process.returncode}"
+        return ""
 
 
 def free_port():
@@ -62,7 +81,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def app_env(stage_copy, server, port, database):
+def app_env(stage_copy, server, port, database, settings=None):
     """Return the environment the app runs with: only the settings chosen here."""
     env = {name: value for name, value in checkout.make_env().items()
            if name not in FOREIGN_NAMES and not name.startswith(FOREIGN_PREFIXES)}
@@ -76,25 +95,41 @@ def app_env(stage_copy, server, port, database):
         env.update(FLACK_CONFIG="production", SECRET_KEY=secrets.token_hex(32))
         if server.gunicorn_args:
             env["GUNICORN_CMD_ARGS"] = server.gunicorn_args
+    env.update(settings or {})
     return env
 
 
-def procfile_command(tree, process_type):
-    """Return the command of one process type in the stage's Procfile, as a list."""
+def procfile_processes(tree):
+    """Return the stage's Procfile as {process type: command as a list}."""
+    processes_found = {}
     for line in (tree / "Procfile").read_text().splitlines():
         name, _, command = line.partition(":")
-        if name.strip() == process_type:
-            return shlex.split(command)
-    raise RuntimeError(f"{tree / 'Procfile'} has no {process_type!r} process")
+        if command.strip():
+            processes_found[name.strip()] = shlex.split(command)
+    return processes_found
+
+
+def procfile_command(stage_copy, process_type):
+    """Return the command of one process type in the stage's Procfile, resolved in its venv."""
+    command = procfile_processes(stage_copy.tree).get(process_type)
+    if command is None:
+        raise RuntimeError(f"{stage_copy.tree / 'Procfile'} has no {process_type!r} process")
+    program = stage_copy.venv / "bin" / command[0]
+    return [program if program.exists() else command[0], *command[1:]]
 
 
 def server_command(stage_copy, server, port):
-    """Return the command that starts the server, resolved in the stage's venv."""
+    """Return the command that starts the server."""
     if server.kind == "runserver":
         return [stage_copy.python, "manage.py", "runserver", "--port", str(port)]
-    command = procfile_command(stage_copy.tree, "web")
-    program = stage_copy.venv / "bin" / command[0]
-    return [program if program.exists() else command[0], *command[1:]]
+    return procfile_command(stage_copy, "web")
+
+
+def setup_command(stage_copy, server):
+    """Return the command that creates the tables: the Procfile's release, for its web."""
+    if server.kind == "runserver":
+        return [stage_copy.python, "manage.py", "db", "upgrade"]
+    return procfile_command(stage_copy, "release")
 
 
 def wait_until_up(app):
@@ -114,22 +149,52 @@ def wait_until_up(app):
 
 
 @contextlib.contextmanager
-def running(stage_copy, server, work_dir):
-    """Set up a fresh SQLite database, start the server, and stop it on the way out."""
+def running(stage_copy, server, work_dir, settings=None):
+    """Set up a fresh SQLite database, start the server, and stop it on the way out.
+
+    settings are more environment variables for the app, such as LINK_PREVIEWS.
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = app_env(stage_copy, server, port, work_dir / "flack.sqlite")
+    env = app_env(stage_copy, server, port, work_dir / "flack.sqlite", settings)
     log_path = work_dir / "server.log"
-    processes.run([stage_copy.python, "manage.py", "db", "upgrade"], stage_copy.tree, env,
-                  log_path, SETUP_SECONDS)
+    processes.run(setup_command(stage_copy, server), stage_copy.tree, env, log_path,
+                  SETUP_SECONDS)
     process = processes.start(server_command(stage_copy, server, port), stage_copy.tree, env,
                               log_path)
-    app = RunningApp(server, process, f"http://127.0.0.1:{port}", log_path)
+    app = RunningApp(server, process, f"http://127.0.0.1:{port}", log_path, env)
     try:
         wait_until_up(app)
         yield app
     finally:
         processes.kill(process)
+
+
+@contextlib.contextmanager
+def worker_running(stage_copy, app, work_dir):
+    """Start the Procfile's worker with the app's environment; stop it on the way out."""
+    log_path = work_dir / "worker.log"
+    process = processes.start(procfile_command(stage_copy, "worker"), stage_copy.tree,
+                              app.env, log_path)
+    worker = RunningWorker(process, log_path)
+    try:
+        wait_until_ready(worker)
+        yield worker
+    finally:
+        processes.kill(process)
+
+
+def wait_until_ready(worker):
+    """Wait until the Celery worker logs that it is ready, or raise RuntimeError."""
+    deadline = time.monotonic() + START_SECONDS
+    while " ready." not in worker.log_path.read_text(errors="replace"):
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {worker.process.returncode}:\n"
+                               f"{worker.log_path.read_text(errors='replace')[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker was not ready within {START_SECONDS} s "
+                               f"(log: {worker.log_path})")
+        time.sleep(0.2)
 
 
 def call(method, url, body=None, headers=None):
@@ -141,12 +206,17 @@ def call(method, url, body=None, headers=None):
         return json.loads(response.read() or b"null")
 
 
-def seed(base_url, messages=50):
-    """Register a user, log in for a token, and post some Markdown messages as that user."""
+def login(base_url):
+    """Register a user, get a token with its password, and return the Authorization header."""
     call("POST", f"{base_url}/api/users", {"nickname": NICKNAME, "password": PASSWORD})
     basic = base64.b64encode(f"{NICKNAME}:{PASSWORD}".encode()).decode()
     token = call("POST", f"{base_url}/api/tokens", headers={"Authorization": f"Basic {basic}"})
-    bearer = {"Authorization": f"Bearer {token['token']}"}
+    return {"Authorization": f"Bearer {token['token']}"}
+
+
+def seed(base_url, messages=50):
+    """Register a user, log in for a token, and post some Markdown messages as that user."""
+    bearer = login(base_url)
     for n in range(messages):
         source = MESSAGE_TEMPLATES[n % len(MESSAGE_TEMPLATES)].format(n=n + 1)
         call("POST", f"{base_url}/api/messages", {"source": source}, headers=bearer)

@@ -36,6 +36,24 @@ def spread(values, digits):
             "min": round(min(values), digits), "max": round(max(values), digits)}
 
 
+def distribution(values, digits=1):
+    """Return how many values there are, their p50, p95, mean and highest (None if none)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {"n": len(ordered), "p50": round(percentile(ordered, 50), digits),
+            "p95": round(percentile(ordered, 95), digits),
+            "mean": round(statistics.fmean(ordered), digits), "max": round(ordered[-1], digits)}
+
+
+def percentile(ordered, p):
+    """Return the p-th percentile of sorted values, between the two nearest ranks."""
+    position = (len(ordered) - 1) * p / 100
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
 def errors(counts):
     """Format wrk's error counts by kind: "0", or "21 read, 2 timeout"."""
     found = [f"{count} {kind}" for kind, count in counts.items() if count]

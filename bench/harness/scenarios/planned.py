@@ -3,12 +3,6 @@ from . import Scenario
 
 SCENARIOS = [
     Scenario(
-        name="link-previews", number=2,
-        title="Link previews inside the request, or in a background task",
-        question="How long POST /api/messages takes (p50 and p95) when the message links to a "
-                 "local page that answers after one second, at v0.13 and at v0.15.",
-        stages=("v0.13", "v0.15")),
-    Scenario(
         name="polling-vs-push", number=4,
         title="Polling, or pushing messages with Socket.IO",
         question="How many requests the server answers, and how long a message takes to reach "
