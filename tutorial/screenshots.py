@@ -87,7 +87,9 @@ def server_commands(python):
 
 def start_server(python, port, database, log):
     """Set up and start the app from the repository top, logging to a file."""
-    env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite:///{database}")
+    # The broker's folder (v0.15 and later) beside the database, not in the checkout.
+    env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite:///{database}",
+               LOCAL_BROKER_FOLDER=str(database.parent / "broker"))
     *setup, start = server_commands(python)
     for command in setup:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)

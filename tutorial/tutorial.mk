@@ -64,7 +64,8 @@ $(SHOTS_VENV)/.installed: tutorial/requirements-screenshots.txt
 
 SHOTS_OUT ?= docs/img
 
-screenshots: $(SHOTS_VENV)/.installed $(VENV)/.installed
+# From v0.17, the page needs the Socket.IO client that `npm ci` installs (the app's Makefile).
+screenshots: $(SHOTS_VENV)/.installed $(VENV)/.installed $(if $(wildcard package.json),node_modules/.installed)
 	$(SHOTS_VENV)/bin/python tutorial/screenshots.py --python $(abspath $(BIN))/python --out $(SHOTS_OUT)
 
 # The benchmark checks out stages in temporary worktrees, with the stage checker's venvs,
