@@ -4,8 +4,9 @@
 # beat processes, with Redis as the broker), `make test` runs the tests and reports their
 # coverage, `make lint` checks the code style, `make mutate` tries the tests against
 # mutants of the code. They call manage.py, which has more commands, and create the
-# virtual environment on first use. VENV can point elsewhere: the stage
-# checker shares one environment between stages with the same requirements.
+# virtual environment and install the browser's Socket.IO client (npm ci) on first
+# use. VENV can point elsewhere: the stage checker shares one environment between
+# stages with the same requirements.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -16,18 +17,18 @@ BIN := $(VENV)/bin
 run serve: export PATH := $(abspath $(BIN)):$(PATH)
 
 # The worker's broker is a folder (LOCAL_BROKER_FOLDER): no Redis needed.
-run: $(VENV)/.installed
+run: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python manage.py db upgrade
 	$(BIN)/honcho -f Procfile.dev start
 
 # Redis on this machine is the broker, unless REDIS_URL is set in the environment
 # (or CELERY_BROKER_URL, in the environment or .env).
 serve: export REDIS_URL ?= redis://127.0.0.1:6379/0
-serve: $(VENV)/.installed
+serve: $(VENV)/.installed node_modules/.installed
 	$(BIN)/honcho start release
 	$(BIN)/honcho start web worker beat
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python manage.py test --cov
 
 lint: $(VENV)/.installed
@@ -45,6 +46,11 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# The exact versions of package-lock.json; Flask serves the client from node_modules.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel error
 	touch $@
 
 # Tutorial infrastructure: make tags, make stages, make docs, make docs-serve, ...

@@ -19,6 +19,9 @@ ENV_FILE = os.path.join(basedir, ".env")
 ENVIRONMENT_NAMES = {"SQLALCHEMY_DATABASE_URI": "DATABASE_URL"}
 # Click, which comes with Flask, reads yes/no values and numbers with clear errors.
 CLICK_TYPES = {bool: click.BOOL, int: click.INT, float: click.FLOAT}
+# The ways Socket.IO can wait for many connections at once: threads for the
+# development server, or the green threads of gunicorn's eventlet or gevent worker.
+ASYNC_MODES = ("threading", "eventlet", "gevent")
 
 
 class ConfigError(click.ClickException):
@@ -55,6 +58,12 @@ class Config:
     CELERY_TASK_ALWAYS_EAGER = False       # True runs each task in the request that sends it
     # Where Celery beat keeps the times it last sent each periodic task.
     BEAT_SCHEDULE_FILE = os.path.join(basedir, "celerybeat-schedule")
+    # Socket.IO: how the server pushes changes to the browsers.
+    SOCKETIO_ASYNC_MODE = "threading"      # gunicorn.conf.py sets eventlet or gevent
+    SOCKETIO_MESSAGE_QUEUE = None          # REDIS_URL's server if unset
+    SOCKETIO_ORIGINS = ""                  # other sites' pages that may connect, comma-separated
+    HEARTBEAT_INTERVAL = 20.0              # seconds between a browser's "still here" signals
+    STATS_PUSH_INTERVAL = 5.0              # seconds between pushes of the request statistics
 
 
 class DevelopmentConfig(Config):
@@ -79,6 +88,7 @@ class TestingConfig(Config):
     # choose a real broker instead.
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_BROKER_URL = "memory://"
+    STATS_PUSH_INTERVAL = 0.0  # no pushes on a timer, unless a test asks
 
 
 class ProductionConfig(Config):
@@ -138,4 +148,15 @@ def load(config=None):
         raise ConfigError(
             f"CELERY_BROKER_URL is not set: the {config.__name__} settings need a broker for "
             "the background tasks, such as REDIS_URL=redis://localhost:6379/0")
+    if not (settings["SOCKETIO_MESSAGE_QUEUE"] or settings["REDIS_URL"]
+            or settings["LOCAL_BROKER_FOLDER"] or settings["CELERY_TASK_ALWAYS_EAGER"]):
+        raise ConfigError(
+            f"SOCKETIO_MESSAGE_QUEUE is not set: the {config.__name__} settings need one, or "
+            "what the worker changes never reaches the browsers; REDIS_URL's server will do")
+    if settings["SOCKETIO_ASYNC_MODE"] not in ASYNC_MODES:
+        raise ConfigError(f"SOCKETIO_ASYNC_MODE: use {', '.join(ASYNC_MODES)}, "
+                          f"not {settings['SOCKETIO_ASYNC_MODE']!r}")
+    if settings["HEARTBEAT_INTERVAL"] >= settings["PRESENCE_TIMEOUT"]:
+        raise ConfigError("HEARTBEAT_INTERVAL must be shorter than PRESENCE_TIMEOUT, "
+                          "or connected users would be marked offline between heartbeats")
     return settings

@@ -6,6 +6,9 @@ swaps eventlet for gevent without touching this file.
 """
 import os
 
+# Socket.IO's async mode for each worker class that can hold many connections open.
+SOCKETIO_ASYNC_MODES = {"eventlet": "eventlet", "gevent": "gevent"}
+
 # HOST and PORT, like `manage.py runserver`. Only this machine can connect by
 # default, as when nginx runs beside gunicorn; a platform that routes outside
 # traffic to the process (a PaaS) needs HOST=0.0.0.0, and sets PORT itself.
@@ -15,12 +18,14 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 # not hold up everyone else. Eventlet is deprecated (gunicorn 26 removes its
 # worker); gevent is the other green-thread worker, and works the same here.
 worker_class = "eventlet"
-# One process; with REDIS_URL set, the request statistics are shared in Redis and
-# more would count as one (GUNICORN_CMD_ARGS="--workers 2"). A later stage of the
-# tutorial runs several processes for Socket.IO, which needs each on its own port.
+# One process, and no more: a Socket.IO client's requests must all reach the process
+# that holds its connection, and gunicorn hands each request to any of its workers.
+# A later stage of the tutorial runs several gunicorns, each on its own port.
 workers = 1
-# The most connections the worker holds at once; more wait in the queue.
-worker_connections = 1000
+# The most connections the worker holds at once; more wait in the queue. Each open
+# browser holds one for as long as its page is open, so the limit is well above the
+# people online at once; the system's limit on open files (ulimit -n) must allow it too.
+worker_connections = 10000
 
 # Seconds a worker may go without checking in before gunicorn restarts it: with
 # green threads, code that never waits for I/O blocks all the others as well.
@@ -44,3 +49,16 @@ forwarded_allow_ips = "127.0.0.1,::1"
 # Gunicorn 25 opens a control socket for the gunicornc tool, at a path that
 # all of one user's gunicorns share. Flack does not use it.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Tell the app which green threads the workers run, or refuse what Socket.IO cannot use."""
+    worker = server.cfg.worker_class_str
+    if worker not in SOCKETIO_ASYNC_MODES:
+        raise SystemExit(f"Error: Flack runs on gunicorn's eventlet or gevent worker, "
+                         f"not {worker!r}: Socket.IO holds a connection open for each browser")
+    if server.cfg.workers != 1:
+        raise SystemExit("Error: Flack runs one gunicorn worker: a Socket.IO client must reach "
+                         "the process that holds its connection; run more gunicorns instead")
+    # The workers inherit it, and read it when they import the app.
+    os.environ["SOCKETIO_ASYNC_MODE"] = SOCKETIO_ASYNC_MODES[worker]

@@ -9,7 +9,8 @@ of the tutorial fix one by one:
    v0.16 one periodic task sweeps for the whole deployment (Celery beat).
 3. Request statistics lived in the memory of one process: since v0.16 every
    process counts in Redis, when REDIS_URL is set (flack.stats).
-4. The browser client finds new messages by polling.
+4. The browser client found new messages by polling: since v0.17 the server
+   pushes every change to it over Socket.IO (flack.sockets).
 """
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from flask_migrate import Migrate
 
 from config import load as load_config
 
-from . import background, commands, errors, stats
+from . import background, commands, errors, sockets, stats
 from .api import api as api_blueprint
 from .main import main as main_blueprint
 from .models import db
@@ -38,6 +39,7 @@ def create_app(config=None):
     migrate.init_app(app)
     stats.init_app(app)
     background.init_app(app)
+    sockets.init_app(app)
     errors.init_app(app)
     app.register_blueprint(main_blueprint)
     app.register_blueprint(api_blueprint, url_prefix="/api")

@@ -31,15 +31,23 @@ def verify_password(nickname, password):
     return user
 
 
-@token_auth.verify_token
-def verify_token(token):
-    """Return the user a valid token belongs to; remember the token in g."""
+def find_token(token):
+    """Return the row of a valid token, or None; an expired token is deleted."""
     row = db.session.scalar(select(Token).where(Token.digest == Token.digest_of(token)))
     if row is None:
         return None
     if row.expires_at <= utils.timestamp():
         db.session.delete(row)
         db.session.commit()
+        return None
+    return row
+
+
+@token_auth.verify_token
+def verify_token(token):
+    """Return the user a valid token belongs to; remember the token in g."""
+    row = find_token(token)
+    if row is None:
         return None
     g.token = row
     row.user.ping()

@@ -15,7 +15,7 @@ from flask import current_app
 from flask.cli import run_command as flask_run
 from flask.cli import with_appcontext
 
-from . import background
+from . import background, main
 from .models import db
 
 
@@ -45,4 +45,5 @@ def runserver(ctx, **options):
         raise click.ClickException("the database is not up to date with the migrations:"
                                    " run `python manage.py db upgrade` first")
     background.check_broker(current_app)  # messages with links send tasks to it
+    main.check_client_files()
     ctx.invoke(flask_run.callback, **options)

@@ -183,6 +183,20 @@ class Token(Stamped, db.Model):
         return token, row
 
 
+class Connection(db.Model):
+    """A browser's open Socket.IO connection: its user is online while one is open."""
+    __tablename__ = "connections"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)  # Socket.IO's id for it
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # The token it logged in with: when the token goes, the connection goes too.
+    token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id", ondelete="CASCADE"),
+                                          index=True)
+    # When the browser last said it is still there; a process that dies cannot say
+    # that its connections closed, so the presence sweep forgets the silent ones.
+    seen_at: Mapped[float]
+
+
 class Message(Timestamps, db.Model):
     """A chat message, kept both as Markdown and as sanitised HTML."""
     __tablename__ = "messages"

@@ -89,3 +89,8 @@ def requests_per_second():
     """Return the average number of requests per second over the window."""
     window = current_app.config["STATS_WINDOW"]
     return request_counts().count(utils.timestamp(), window) / window
+
+
+def summary():
+    """Return the statistics as the API and the pushes show them."""
+    return {"requests_per_second": round(requests_per_second(), 2)}

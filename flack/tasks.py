@@ -9,10 +9,10 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from kombu.exceptions import OperationalError
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
-from . import presence, utils
-from .models import Message, Token, db, next_change
+from . import presence, sockets, utils
+from .models import Message, Token, User, db, next_change
 from .previews import PageUnavailable
 from .rendering import add_link_previews
 
@@ -51,12 +51,14 @@ def store_previews(message_id, html, with_previews):
     # One UPDATE that checks and writes: if the author edited the message while
     # its pages were fetched, its html differs, nothing matches, and the newer
     # text stays (its own task brings its previews).
-    db.session.execute(
+    result = db.session.execute(
         update(Message)
         .where(Message.id == message_id, Message.html == html, Message.previews_pending)
         .values(html=with_previews, previews_pending=False, updated_at=utils.timestamp(),
                 change=next_change(db.session)))
     db.session.commit()
+    if result.rowcount:  # an UPDATE statement: the session did not see what it changed
+        sockets.push_rows([db.session.get(Message, message_id)])
 
 
 def request_link_previews(message):
@@ -73,7 +75,8 @@ def request_link_previews(message):
 @shared_task
 def mark_offline_users():
     """Mark the users who have been idle too long offline: one sweep for every process."""
-    presence.mark_offline_users()
+    gone = presence.mark_offline_users()
+    sockets.push_rows(db.session.scalars(select(User).where(User.id.in_(gone))))
 
 
 @shared_task

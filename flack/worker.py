@@ -6,11 +6,14 @@ for a Celery application named `celery` in this module.
 """
 from config import ConfigError
 
-from . import background, create_app
+from . import background, create_app, sockets
 
 try:
     flask_app = create_app()
     background.check_broker(flask_app)  # a clear error now, not a worker that waits for ever
+    # The worker has no browsers of its own: what its tasks change, such as a message's
+    # previews, goes to the web processes through the message queue, and on to theirs.
+    sockets.init_worker(flask_app)
 except ConfigError as error:
     raise SystemExit(f"Error: {error.message}") from None  # one line, as manage.py prints it
 celery = flask_app.extensions["celery"]

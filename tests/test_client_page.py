@@ -1,6 +1,9 @@
 """The browser client: its page, its files, and what they may load."""
+import pytest
 from bs4 import BeautifulSoup
 
+from config import ConfigError
+from flack import main
 from flack.models import NICKNAME_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from tests.helpers import PACKAGE, assert_error
 
@@ -45,3 +48,29 @@ def test_the_pages_errors_are_json_too(client):
     response = client.post("/")
     assert_error(response, 405)
     assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_the_socketio_client_comes_from_the_npm_package(client):
+    # make test runs `npm ci` first, which installs the version package-lock.json names.
+    assert "/vendor/socket.io.esm.min.js" in (PACKAGE / "static/js/app.js").read_text()
+    response = client.get("/vendor/socket.io.esm.min.js")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert response.data == (main.SOCKET_IO_CLIENT / "socket.io.esm.min.js").read_bytes()
+    response.close()
+    assert main.SOCKET_IO_CLIENT.parent.name == "socket.io-client"
+
+
+@pytest.mark.parametrize("path", ["/vendor/socket.io.js", "/vendor/..%2Fpackage.json",
+                                  "/vendor/../../package.json"])
+def test_only_the_clients_files_are_served(client, path):
+    assert_error(client.get(path), 404)
+
+
+def test_a_missing_client_stops_the_servers_start(monkeypatch, tmp_path):
+    main.check_client_files()  # installed
+    monkeypatch.setattr(main, "SOCKET_IO_CLIENT", tmp_path)
+    with pytest.raises(ConfigError) as error:
+        main.check_client_files()
+    assert error.value.message.startswith("the browser's Socket.IO client is not installed: "
+                                          "run `npm ci`")

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from flask.cli import ScriptInfo
 
 import manage
+from flack import main
 from flack.models import Message, Token, User, db
 from tests.helpers import PASSWORD, ROOT, free_port, wait_for_server
 
@@ -143,3 +144,12 @@ def test_flask_command_finds_the_app_commands():
     commands = re.findall(r"^  (\w+) ", result.stdout, re.MULTILINE)
     assert {"db", "runserver", "shell", "routes"} <= set(commands)
     assert not {"test", "lint"} & set(commands)  # those two belong to manage.py
+
+
+def test_runserver_refuses_to_start_without_the_socketio_client(app, fake_server,
+                                                                monkeypatch, tmp_path):
+    monkeypatch.setattr(main, "SOCKET_IO_CLIENT", tmp_path)  # as before `npm ci`
+    result = app.test_cli_runner().invoke(args=["runserver"])
+    assert result.exit_code == 1
+    assert "run `npm ci`" in result.output
+    assert fake_server.runs == []

@@ -89,7 +89,7 @@ def test_environment_overrides_settings(environ):
     assert settings["LINK_PREVIEW_RETRIES"] == 5
 
 
-@pytest.mark.parametrize("broker", ["CELERY_BROKER_URL", "REDIS_URL", "LOCAL_BROKER_FOLDER"])
+@pytest.mark.parametrize("broker", ["REDIS_URL", "LOCAL_BROKER_FOLDER"])
 def test_production_needs_a_broker(environ, broker):
     environ["SECRET_KEY"] = "s3cret"
     with pytest.raises(config.ConfigError) as error:
@@ -98,6 +98,38 @@ def test_production_needs_a_broker(environ, broker):
     assert "REDIS_URL=" in error.value.message
     environ[broker] = "redis://localhost:6379/0"
     assert config.load("production")[broker] == "redis://localhost:6379/0"
+
+
+def test_production_needs_a_message_queue_for_the_workers_pushes(environ):
+    environ.update(SECRET_KEY="s3cret", CELERY_BROKER_URL="amqp://localhost//")
+    with pytest.raises(config.ConfigError) as error:
+        config.load("production")
+    assert error.value.message.startswith("SOCKETIO_MESSAGE_QUEUE is not set")
+    environ["SOCKETIO_MESSAGE_QUEUE"] = "redis://localhost:6379/0"
+    assert config.load("production")["SOCKETIO_MESSAGE_QUEUE"] == "redis://localhost:6379/0"
+
+
+def test_tasks_run_in_the_request_need_no_message_queue(environ):
+    environ.update(SECRET_KEY="s3cret", CELERY_BROKER_URL="memory://",
+                   CELERY_TASK_ALWAYS_EAGER="1")
+    assert config.load("production")["SOCKETIO_MESSAGE_QUEUE"] is None
+
+
+def test_async_mode_must_be_one_socketio_knows(environ):
+    environ["SOCKETIO_ASYNC_MODE"] = "asyncio"
+    with pytest.raises(config.ConfigError) as error:
+        config.load("development")
+    assert error.value.message == (
+        "SOCKETIO_ASYNC_MODE: use threading, eventlet, gevent, not 'asyncio'")
+
+
+def test_heartbeats_must_come_before_the_presence_timeout(environ):
+    environ.update(HEARTBEAT_INTERVAL="60", PRESENCE_TIMEOUT="60")
+    with pytest.raises(config.ConfigError) as error:
+        config.load("development")
+    assert error.value.message.startswith("HEARTBEAT_INTERVAL must be shorter than")
+    environ["HEARTBEAT_INTERVAL"] = "59.9"
+    assert config.load("development")["HEARTBEAT_INTERVAL"] == 59.9
 
 
 def test_development_has_a_folder_as_broker(environ):

@@ -15,6 +15,7 @@ class QuickConfig(config.TestingConfig):
     """Testing settings with a short stats window and a quick presence timeout."""
     STATS_WINDOW = 10
     PRESENCE_TIMEOUT = 5
+    HEARTBEAT_INTERVAL = 2.0
 
 
 def test_create_app_takes_a_name_a_dotted_path_or_a_class():

@@ -2,12 +2,13 @@
 
 Everything here is a real process: gunicorn runs the Procfile's web command, and
 nginx runs deploy/nginx.conf. Eventlet and gevent are only ever imported inside
-gunicorn's worker, never in the test process.
+gunicorn's worker, never in the test process, whose Socket.IO clients use threads.
 """
 import base64
 import http.client
 import json
 import os
+import queue
 import shlex
 import shutil
 import signal
@@ -20,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import socketio
 
 from tests.helpers import (
     PACKAGE,
@@ -91,6 +93,31 @@ class Client:
         status, body = self.call("POST", "/api/tokens", headers={"Authorization": f"Basic {basic}"})
         assert status == 200
         return {"Authorization": f"Bearer {body['token']}"}
+
+
+class Browser:
+    """A Socket.IO connection, as a browser holds one, and the events it receives."""
+
+    def __init__(self, base, auth, **options):
+        self.events = queue.Queue()
+        self.client = socketio.Client(reconnection=False, **options)
+        for name in ("message_changed", "user_changed", "stats"):
+            self.client.on(name, lambda data, name=name: self.events.put((name, data)))
+        token = auth["Authorization"].removeprefix("Bearer ")
+        self.client.connect(base, auth={"token": token}, transports=["websocket"],
+                            wait_timeout=10)
+
+    def next(self, event_name, seconds=20):
+        """Wait for the next event of that name, and return its data."""
+        deadline = time.monotonic() + seconds
+        while True:
+            name, data = self.events.get(timeout=max(0, deadline - time.monotonic()))
+            if name == event_name:
+                return data
+
+    def close(self):
+        """Close the connection, as a browser tab closes."""
+        self.client.disconnect()
 
 
 def production_env(tmp_path, **settings):
@@ -179,6 +206,35 @@ def test_gunicorn_answers_bad_requests_with_json_errors(gunicorn):
     assert client.call("POST", "/api/messages", {"source": "hi"}, bad_token)[0] == 401
     assert client.call("GET", "/api/users/999")[0] == 404
     assert "Traceback" not in gunicorn.errors.read_text()
+
+
+def test_gunicorn_pushes_over_websockets(gunicorn):
+    client = gunicorn.client
+    susan, david = client.login("pushed-to"), client.login("pushing")
+    browser = Browser(client.base, susan)
+    try:
+        assert browser.client.transport() == "websocket"
+        assert browser.next("stats")["requests_per_second"] > 0
+        status, message = client.call("POST", "/api/messages", {"source": "pushed"}, david)
+        assert status == 201
+        assert browser.next("message_changed") == message
+    finally:
+        browser.close()
+    assert "Traceback" not in gunicorn.errors.read_text()
+
+
+@pytest.mark.parametrize("arguments, refusal", [
+    ("--worker-class sync", "not 'sync'"),
+    ("--worker-class gthread", "not 'gthread'"),
+    ("--workers 2", "run more gunicorns instead"),
+])
+def test_gunicorn_refuses_what_socketio_cannot_use(tmp_path, arguments, refusal):
+    env = production_env(tmp_path, PORT=str(free_port()), GUNICORN_CMD_ARGS=arguments)
+    result = subprocess.run(procfile_command("web"), cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: Flack runs")
+    assert refusal in result.stderr
 
 
 def test_gunicorn_stops_cleanly_on_sigterm(own_gunicorn):
@@ -277,6 +333,24 @@ def test_nginx_serves_the_chat_over_https(gunicorn, tmp_path):
         too_large = json.dumps({"source": "x" * 70_000}).encode()
         headers = {**auth, "Content-Type": "application/json"}
         assert client.call("POST", "/api/messages", too_large, headers)[0] == 413
+        # Socket.IO through nginx: upgraded to a WebSocket, and from a page of this
+        # site, as gunicorn learns from X-Forwarded-Proto and Host.
+        browser = Browser(base, auth, ssl_verify=False)
+        try:
+            assert browser.client.transport() == "websocket"
+            status, message = client.call("POST", "/api/messages", {"source": "tls"}, auth)
+            assert browser.next("message_changed") == message
+        finally:
+            browser.close()
+        own_page = {"Origin": base}
+        with opener.open(urllib.request.Request(f"{base}/socket.io/?EIO=4&transport=polling",
+                                                headers=own_page)) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(urllib.request.Request(f"{base}/socket.io/?EIO=4&transport=polling",
+                                               headers={"Origin": "https://evil.example"}))
+        assert refused.value.code == 400
+        refused.value.close()
         plain = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
         plain.request("GET", "/api/users")
         response = plain.getresponse()
@@ -341,20 +415,22 @@ def test_previews_arrive_from_the_worker_after_the_post(web_and_worker):
         # would still be waiting, and fail at the client's timeout.
         page.page("/slow", html_page("Worth the wait").encode(), wait=True)
         auth = web.client.login("poster")
+        browser = Browser(web.client.base, auth)
         status, message = web.client.call("POST", "/api/messages",
                                           {"source": f"see {page.url('/slow')}"}, auth)
         assert status == 201
         assert message["previews_pending"] is True
         assert "<blockquote>" not in message["html"]
+        assert browser.next("message_changed") == message
         page.release.set()
-        deadline = time.monotonic() + 20
-        while message["previews_pending"]:
-            assert time.monotonic() < deadline, worker.errors.read_text()
-            time.sleep(0.1)  # the worker's own pace
-            message = web.client.call("GET", f"/api/messages/{message['id']}")[1]
-        assert "Worth the wait" in message["html"]
-        assert message["updated_at"] > message["created_at"]  # polling clients see it
-        assert message["edited_at"] is None
+        # The worker's change travels through the message queue to the web process,
+        # which pushes it to its browsers.
+        pushed = browser.next("message_changed")
+        assert pushed == web.client.call("GET", f"/api/messages/{message['id']}")[1]
+        assert "Worth the wait" in pushed["html"] and pushed["previews_pending"] is False
+        assert pushed["change"] > message["change"]
+        assert pushed["edited_at"] is None
+        browser.close()
     finally:
         page.close()
     assert "Traceback" not in worker.errors.read_text()
@@ -382,7 +458,8 @@ def test_two_web_processes_share_statistics_and_one_beat_sweeps_for_both(tmp_pat
     env = production_env(tmp_path, REDIS_URL=redis_url(),
                          REDIS_PREFIX=f"test-{tmp_path.name}:",  # counts of this test only
                          STATS_WINDOW="100",  # one request is 0.01 requests per second
-                         PRESENCE_TIMEOUT="1", PRESENCE_CHECK_INTERVAL="0.2")
+                         PRESENCE_TIMEOUT="1", PRESENCE_CHECK_INTERVAL="0.2",
+                         HEARTBEAT_INTERVAL="0.5")
     prepare_database(env)
     processes = []
     try:

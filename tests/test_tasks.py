@@ -258,8 +258,10 @@ def test_the_broker_url_wins_over_redis_url_and_the_folder(settings, chosen):
 
 
 @pytest.mark.parametrize("setting", ["CELERY_BROKER_URL", "REDIS_URL"])
-def test_an_unreachable_broker_is_named_by_its_setting(monkeypatch, setting):
+def test_an_unreachable_broker_is_named_by_its_setting(monkeypatch, tmp_path, setting):
     monkeypatch.setattr(FolderBroker, setting, f"redis://127.0.0.1:{free_port()}/0")
+    # The first of the settings wins: the folder only carries Socket.IO's pushes.
+    monkeypatch.setattr(FolderBroker, "LOCAL_BROKER_FOLDER", str(tmp_path / "broker"))
     with pytest.raises(ConfigError) as error:
         background.check_broker(create_app(FolderBroker))
     assert error.value.message.startswith(f"{setting}: the broker at redis://127.0.0.1:")

@@ -12,7 +12,6 @@ from .blueprint import api
 def get_stats():
     """Return how many requests per second the server handles, all processes together."""
     try:
-        requests_per_second = stats.requests_per_second()
+        return stats.summary()
     except redis.RedisError:
         abort(503, "the request statistics are unavailable: Redis does not answer")
-    return {"requests_per_second": round(requests_per_second, 2)}

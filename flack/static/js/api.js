@@ -164,9 +164,3 @@ export async function getMessages(after, limit) {
 export function postMessage(source) {
   return requestWithToken("POST", "/api/messages", { body: { source } });
 }
-
-/** Fetch the server's current requests per second. */
-export async function getStats() {
-  const data = await request("GET", "/api/stats");
-  return data.requests_per_second;
-}

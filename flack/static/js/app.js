@@ -1,16 +1,15 @@
-// app.js: the Flack page. A login form, then the chat, kept fresh by polling.
+// app.js: the Flack page. A login form, then the chat, which the server keeps fresh
+// by pushing every change over Socket.IO.
 
+import { io } from "/vendor/socket.io.esm.min.js";
 import * as api from "./api.js";
 import { showError } from "./dom.js";
 import { clearMessages, mergeMessages, messageCount, redrawAuthors } from "./messages.js";
 import { clearUsers, mergeUsers, nicknameOf, renderUsers } from "./users.js";
 
-// Every open page asks the server for news every 2 seconds, even when there
-// is none. That is simple, but it is one of the scalability problems this
-// tutorial comes back to fix.
-const POLL_INTERVAL_MS = 2000;
 const PAGE_SIZE = 100; // messages per request
-const MAX_PAGES_PER_POLL = 10; // per poll; the next poll fetches the rest
+// How often the page tells the server it is still open, from the server's settings.
+const HEARTBEAT_MS = Number(document.body.dataset.heartbeatSeconds) * 1000;
 const BOTTOM_SLACK_PX = 40; // "at the bottom" allows for a little rounding
 
 const byId = (id) => document.getElementById(id);
@@ -40,10 +39,14 @@ const ui = {
 };
 
 let session = null; // {token, nickname} while logged in
-let usersSince = null; // largest user change number seen so far
-let messagesSince = null; // largest message change number seen so far
-let pollTimer = null;
-let pollRun = 0; // changes on log in and out, so late answers for an old session are dropped
+// The largest change numbers fetched through the API: after a reconnection, the
+// page asks for what changed after them. Pushed changes do not move them, because
+// pushes from two processes may arrive out of order.
+let usersSince = null;
+let messagesSince = null;
+let socket = null; // the Socket.IO connection while logged in
+let heartbeatTimer = null;
+let run = 0; // changes on log in and out, so late answers for an old session are dropped
 
 /** Turn any error into a sentence for the user. */
 function describe(error) {
@@ -82,10 +85,12 @@ function showConnection(text) {
   ui.connection.hidden = !text;
 }
 
-/** Forget everything from the last session and stop polling. */
+/** Forget everything from the last session and close its connection. */
 function resetChat() {
-  clearTimeout(pollTimer);
-  pollRun += 1;
+  clearInterval(heartbeatTimer);
+  socket?.disconnect();
+  socket = null;
+  run += 1;
   usersSince = null;
   messagesSince = null;
   clearUsers();
@@ -110,7 +115,7 @@ function showLogin(message = "") {
   ui.nickname.focus();
 }
 
-/** Show the chat for the logged in user and start polling. */
+/** Show the chat for the logged in user and connect to the server. */
 function showChat() {
   resetChat();
   ui.me.textContent = session.nickname;
@@ -119,18 +124,24 @@ function showChat() {
   ui.stats.hidden = false;
   ui.chatView.hidden = false;
   ui.postSource.focus();
-  poll(pollRun);
+  connect(run);
 }
 
-/** Fetch users that changed and redraw the People list. */
-async function refreshUsers(run) {
-  const users = await api.getUsers(usersSince);
-  if (run !== pollRun || users.length === 0) return;
-  usersSince = latestChange(users, usersSince);
+/** Show users that changed, and redraw the People list. */
+function showUsers(users) {
+  if (users.length === 0) return;
   const renamed = mergeUsers(users);
   const online = renderUsers(ui.userList, session.nickname);
   ui.onlineCount.textContent = `(${online} online)`;
   if (renamed.size > 0) redrawAuthors(renamed, authorOf);
+}
+
+/** Fetch the users that changed while we were not connected. */
+async function catchUpUsers(thisRun) {
+  const users = await api.getUsers(usersSince);
+  if (thisRun !== run) return;
+  showUsers(users);
+  usersSince = latestChange(users, usersSince);
 }
 
 /** Add or replace messages, keeping the reader at the bottom if they were there. */
@@ -141,12 +152,13 @@ function showMessages(messages, scroll) {
   if (stick) scrollToBottom(ui.scroller);
 }
 
-/** Fetch messages that changed, a page at a time while there may be more. */
-async function refreshMessages(run) {
+/** Fetch the messages that changed while we were not connected, a page at a time. */
+async function catchUpMessages(thisRun) {
   const firstLoad = messagesSince === null;
-  for (let page = 0; page < MAX_PAGES_PER_POLL; page += 1) {
+  // Every page, until one comes back short: no later poll will fetch the rest.
+  for (;;) {
     const messages = await api.getMessages(messagesSince, PAGE_SIZE);
-    if (run !== pollRun) return;
+    if (thisRun !== run) return;
     showMessages(messages, firstLoad);
     messagesSince = latestChange(messages, messagesSince);
     if (messages.length < PAGE_SIZE) break;
@@ -154,27 +166,59 @@ async function refreshMessages(run) {
   ui.noMessages.hidden = messageCount() > 0;
 }
 
-/** Fetch and show the server's requests per second. */
-async function refreshStats(run) {
-  const rps = await api.getStats();
-  if (run === pollRun) ui.rps.textContent = rps.toFixed(1);
-}
-
-/** Fetch everything new, then schedule the next poll. */
-async function poll(run) {
+/** Fetch what changed before the connection opened (or while it was down). */
+async function catchUp(thisRun) {
   try {
     // Users first, so that new messages can show their author's nickname.
-    await refreshUsers(run);
-    await refreshMessages(run);
-    await refreshStats(run);
-    if (run === pollRun) showConnection("");
+    await catchUpUsers(thisRun);
+    await catchUpMessages(thisRun);
+    if (thisRun === run) showConnection("");
   } catch (error) {
-    // After a 401 we are back at the login form, and pollRun has changed.
-    if (run !== pollRun) return;
-    showConnection("Connection problem, retrying…");
+    // After a 401 we are back at the login form, and run has changed.
+    if (thisRun !== run) return;
+    showConnection("Connection problem: reload the page to try again.");
     console.error(error);
   }
-  if (run === pollRun) pollTimer = setTimeout(() => poll(run), POLL_INTERVAL_MS);
+}
+
+/** Open the connection on which the server pushes changes, logged in with our token. */
+function connect(thisRun) {
+  // Same origin, and the token in the handshake: the server reads it once, on connect.
+  socket = io({ auth: { token: session.token } });
+  socket.on("connect", () => {
+    // Connected first, fetched second: a change made in between comes both ways,
+    // and the newer version of each row wins.
+    catchUp(thisRun);
+  });
+  socket.on("connect_error", (error) => {
+    if (socket.active) {
+      showConnection("Connection lost, reconnecting…"); // the client tries again
+    } else {
+      // The server refused us: our token is no longer valid.
+      api.forgetSession();
+      showLogin("Your session has ended. Please log in again.");
+      console.error(error.message);
+    }
+  });
+  socket.on("disconnect", (reason) => {
+    if (thisRun !== run) return; // we closed it: logged out
+    if (reason === "io server disconnect") {
+      // The server closed it because our token was revoked: logged out elsewhere.
+      api.forgetSession();
+      showLogin("Your session has ended. Please log in again.");
+    } else {
+      showConnection("Connection lost, reconnecting…"); // the client tries again
+    }
+  });
+  socket.on("user_changed", (user) => showUsers([user]));
+  socket.on("message_changed", (message) => {
+    showMessages([message], false);
+    ui.noMessages.hidden = true;
+  });
+  socket.on("stats", (stats) => {
+    ui.rps.textContent = stats.requests_per_second.toFixed(1);
+  });
+  heartbeatTimer = setInterval(() => socket.emit("still_here"), HEARTBEAT_MS);
 }
 
 /** Log in (or sign up) with the nickname and password from the form. */
@@ -206,13 +250,12 @@ async function handlePost(event) {
   if (!source.trim()) return;
   showError(ui.postError, "");
   setSending(true);
-  const run = pollRun;
+  const thisRun = run;
   try {
     const message = await api.postMessage(source);
-    if (run !== pollRun) return; // logged out while sending
+    if (thisRun !== run) return; // logged out while sending
     ui.postSource.value = "";
-    // Show it now instead of waiting for the next poll; when the poll brings
-    // it again it simply replaces itself.
+    // Show it now, whether or not its push has arrived: the newer version wins.
     showMessages([message], true);
     ui.noMessages.hidden = true;
   } catch (error) {

@@ -68,8 +68,10 @@ function insertInOrder(list, item, message) {
 /** Show messages from the server, adding new ones and replacing edited ones. */
 export function mergeMessages(list, messages, authorOf) {
   for (const message of messages) {
-    const item = renderMessage(message, authorOf(message.user_id));
     const old = shown.get(message.id);
+    // A push and a fetch can bring the same message: the higher change number is newer.
+    if (old && old.message.change >= message.change) continue;
+    const item = renderMessage(message, authorOf(message.user_id));
     if (old) old.item.replaceWith(item);
     else insertInOrder(list, item, message);
     shown.set(message.id, { message, item });

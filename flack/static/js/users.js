@@ -13,6 +13,8 @@ export function clearUsers() {
 export function mergeUsers(changedUsers) {
   const renamed = new Set();
   for (const user of changedUsers) {
+    // A push and a fetch can bring the same user: the higher change number is newer.
+    if (users.get(user.id)?.change >= user.change) continue;
     if (users.get(user.id)?.nickname !== user.nickname) renamed.add(user.id);
     users.set(user.id, user);
   }

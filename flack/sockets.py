@@ -1,0 +1,205 @@
+"""Socket.IO: the server pushes every change to the browsers, which stop polling.
+
+Each browser keeps one connection open, and logs in on it with its API token. When
+a user or a message changes, whichever process changed it (a web process, or the
+Celery worker that added a message's previews) pushes the new version to every
+browser, through a message queue when there is one. A user is online while at
+least one of their browsers is connected.
+"""
+import os
+import threading
+
+import kombu
+import redis
+import socketio as python_socketio
+from flask import current_app, request, session
+from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from . import presence, stats, utils
+from .auth import find_token
+from .background import FolderTransport
+from .models import Connection, Message, Token, User, db
+
+socketio = SocketIO()
+
+# The event that carries each kind of row to the browsers, as the API shows it.
+EVENTS = {User: "user_changed", Message: "message_changed"}
+
+
+class FolderManager(python_socketio.KombuManager):
+    """A message queue of files in a folder, for the one web process of `make run`."""
+
+    def _queue(self):
+        """Return the queue the web process reads: always the same one, by name."""
+        # kombu's own name is new for each process, and a folder keeps the queues
+        # of processes long gone: the worker would write a file to each of them.
+        return kombu.Queue("socketio.web", self._exchange(), durable=False)
+
+
+def message_queue(config, write_only):
+    """Return the client manager that shares pushes between processes, or None."""
+    url = config["SOCKETIO_MESSAGE_QUEUE"] or config["REDIS_URL"]
+    if url:
+        return python_socketio.RedisManager(
+            url, channel=f"{config['REDIS_PREFIX']}socketio", write_only=write_only)
+    if config["LOCAL_BROKER_FOLDER"]:
+        folder = os.path.join(config["LOCAL_BROKER_FOLDER"], "socketio")
+        os.makedirs(folder, exist_ok=True)
+        return FolderManager(
+            "filesystem://localhost/", channel="flack-socketio", write_only=write_only,
+            connection_options={
+                "transport": FolderTransport,
+                "transport_options": {"data_folder_in": folder, "data_folder_out": folder,
+                                      "control_folder": folder, "polling_interval": 0.05}})
+    return None  # one process, as in the tests: pushes go straight to its browsers
+
+
+def allowed_origin(config):
+    """Return the check of the Origin header of a browser that connects."""
+    others = {origin.strip() for origin in config["SOCKETIO_ORIGINS"].split(",")
+              if origin.strip()}
+
+    def check(origin, environ):
+        """Let pages of this site connect, and those of the sites the settings name."""
+        # Behind nginx, gunicorn sets wsgi.url_scheme from X-Forwarded-Proto.
+        own = f"{environ['wsgi.url_scheme']}://{environ.get('HTTP_HOST', '')}"
+        return origin == own or origin in others
+    return check
+
+
+def init_app(app):
+    """Serve Socket.IO beside the application, and push its changes."""
+    socketio.init_app(
+        app,
+        # Never guessed: Flask-SocketIO would pick eventlet because it is installed,
+        # even under the development server, whose threads it would then block.
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        client_manager=message_queue(app.config, write_only=False),
+        cors_allowed_origins=allowed_origin(app.config),
+    )
+    app.extensions["flack_stats_pusher"] = threading.Lock()
+
+
+def init_worker(app):
+    """Let a process without browsers, the Celery worker, push through the message queue."""
+    emitter = SocketIO()
+    emitter.init_app(None, client_manager=message_queue(app.config, write_only=True),
+                     async_mode="threading")
+    app.extensions["socketio"] = emitter
+
+
+def push(event_name, data, **options):
+    """Send an event to every connected browser, in every process."""
+    current_app.extensions["socketio"].emit(event_name, data, **options)
+
+
+def push_rows(rows):
+    """Push users or messages that an UPDATE statement changed, as the API shows them."""
+    for row in rows:
+        push(EVENTS[type(row)], row.to_dict())
+
+
+@event.listens_for(Session, "after_flush")
+def remember_changes(session, flush_context):
+    """Keep the new version of each row that the flush gave a change number."""
+    for row in [*session.new, *session.dirty]:
+        if type(row) in EVENTS and inspect(row).attrs.change.history.has_changes():
+            session.info.setdefault("pushes", []).append((EVENTS[type(row)], row.to_dict()))
+
+
+@event.listens_for(Session, "after_commit")
+def push_changes(session):
+    """Push the rows that changed once they are committed: browsers see nothing undone."""
+    for event_name, data in session.info.pop("pushes", []):
+        push(event_name, data)
+
+
+@event.listens_for(Session, "after_rollback")
+def forget_changes(session):
+    """Forget the changes of a transaction that was rolled back."""
+    session.info.pop("pushes", None)
+
+
+def current_stats():
+    """Return the statistics as /api/stats shows them, or None if Redis does not answer."""
+    try:
+        return stats.summary()
+    except redis.RedisError as error:
+        current_app.logger.warning("statistics not pushed: %s", error)
+        return None
+
+
+def push_stats(**options):
+    """Push the requests per second of the whole deployment."""
+    figures = current_stats()
+    if figures is not None:
+        push("stats", figures, **options)
+
+
+def push_stats_forever(app):
+    """Push the statistics to this process's browsers every STATS_PUSH_INTERVAL seconds."""
+    while True:
+        socketio.sleep(app.config["STATS_PUSH_INTERVAL"])
+        with app.app_context():
+            # This process's browsers only: every web process pushes to its own.
+            push_stats(ignore_queue=True)
+
+
+def start_pushing_stats(app):
+    """Start this process's statistics pushes, once, when its first browser connects."""
+    lock = app.extensions["flack_stats_pusher"]
+    if app.config["STATS_PUSH_INTERVAL"] and lock.acquire(blocking=False):
+        socketio.start_background_task(push_stats_forever, app)  # the lock stays taken
+
+
+@socketio.on("connect")
+def connect(auth):
+    """Let a browser in with a valid API token, and mark its user online."""
+    token = auth.get("token") if isinstance(auth, dict) else None
+    row = find_token(token) if isinstance(token, str) else None
+    if row is None:
+        raise ConnectionRefusedError("a valid token is required")
+    db.session.add(Connection(sid=request.sid, user_id=row.user_id, token_id=row.id,
+                              seen_at=utils.timestamp()))
+    row.user.ping()
+    db.session.commit()
+    session["user_id"] = row.user_id  # the Socket.IO session of this connection
+    figures = current_stats()
+    if figures is not None:
+        emit("stats", figures)  # to this browser: the others get theirs on a timer
+    start_pushing_stats(current_app._get_current_object())
+
+
+@socketio.on("still_here")
+def still_here():
+    """Keep the connection, and its user, online; close it if its token has gone."""
+    now = utils.timestamp()
+    connection = db.session.scalar(
+        select(Connection).join(Token)
+        .where(Connection.sid == request.sid, Token.expires_at > now))
+    if connection is None:  # logged out, the password changed, or the token expired
+        db.session.rollback()
+        disconnect()
+        return
+    connection.seen_at = now
+    db.session.get(User, session["user_id"]).ping()
+    db.session.commit()
+
+
+@socketio.on("disconnect")
+def on_disconnect(reason):
+    """Forget the connection; its user goes offline if it was their last one."""
+    connection = db.session.get(Connection, request.sid)
+    if connection is not None:  # None: logged out, or forgotten by the presence sweep
+        user_id = connection.user_id
+        db.session.delete(connection)
+        presence.go_offline_if_disconnected(user_id)
+        db.session.commit()
+
+
+def disconnect_all(sids):
+    """Close these connections, in whichever process holds them."""
+    for sid in sids:
+        socketio.server.disconnect(sid)
