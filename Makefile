@@ -1,7 +1,8 @@
 # Everyday commands for this stage: `make run` starts the chat on the development
 # server with a Celery worker beside it (honcho runs Procfile.dev), `make serve` as in
-# production (honcho runs the Procfile's release process, then its web, worker and
-# beat processes, with Redis as the broker), `make test` runs the tests and reports their
+# production (honcho runs the Procfile's release process, then WEB_PROCESSES web
+# processes, a worker and beat, with Redis as the broker and message queue, and nginx
+# in front of them on http://127.0.0.1:8000), `make test` runs the tests and reports their
 # coverage, `make lint` checks the code style, `make mutate` tries the tests against
 # mutants of the code. They call manage.py, which has more commands, and create the
 # virtual environment and install the browser's Socket.IO client (npm ci) on first
@@ -13,20 +14,30 @@ BIN := $(VENV)/bin
 
 .PHONY: run serve test lint mutate
 
-# honcho runs a Procfile's commands, which find python, celery and gunicorn on the PATH.
-run serve: export PATH := $(abspath $(BIN)):$(PATH)
+# honcho runs a Procfile's commands, which find python, celery and gunicorn on the PATH,
+# and nginx, which Debian installs in /usr/sbin.
+run serve: export PATH := $(abspath $(BIN)):$(PATH):/usr/sbin
 
 # The worker's broker is a folder (LOCAL_BROKER_FOLDER): no Redis needed.
 run: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python manage.py db upgrade
 	$(BIN)/honcho -f Procfile.dev start
 
-# Redis on this machine is the broker, unless REDIS_URL is set in the environment
-# (or CELERY_BROKER_URL, in the environment or .env).
+# Redis on this machine is the broker and Socket.IO's message queue, unless REDIS_URL
+# is set in the environment (or CELERY_BROKER_URL, in the environment or .env).
+# WEB_PROCESSES gunicorns, on ports WEB_PORT, WEB_PORT + 1, ..., behind nginx on
+# PROXY_PORT, which keeps its files in SERVE_FOLDER.
+WEB_PROCESSES ?= 2
+WEB_PORT ?= 5000
+PROXY_PORT ?= 8000
 serve: export REDIS_URL ?= redis://127.0.0.1:6379/0
+serve: export SERVE_FOLDER ?= $(abspath .serve)
 serve: $(VENV)/.installed node_modules/.installed
 	$(BIN)/honcho start release
-	$(BIN)/honcho start web worker beat
+	$(BIN)/python deploy/local_nginx.py --web-processes $(WEB_PROCESSES) \
+		--first-web-port $(WEB_PORT) --port $(PROXY_PORT) --folder $(SERVE_FOLDER)
+	$(BIN)/honcho start --port $(WEB_PORT) --concurrency web=$(WEB_PROCESSES) \
+		web worker beat proxy
 
 test: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python manage.py test --cov

@@ -16,7 +16,8 @@ from flask.cli import FlaskGroup
 from flack import create_app
 
 TOP = Path(__file__).resolve().parent
-LINT_PATHS = ["flack", "migrations", "tests", "config.py", "manage.py", "gunicorn.conf.py"]
+LINT_PATHS = ["flack", "migrations", "tests", "deploy", "config.py", "manage.py",
+              "gunicorn.conf.py"]
 
 cli = FlaskGroup(create_app=create_app,
                  help="Run Flack, set up its database, and test and lint its code.")

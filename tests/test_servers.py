@@ -115,6 +115,13 @@ class Browser:
             if name == event_name:
                 return data
 
+    def drain(self):
+        """Return the events received and not read yet, without waiting for more."""
+        events = []
+        while not self.events.empty():
+            events.append(self.events.get())
+        return events
+
     def close(self):
         """Close the connection, as a browser tab closes."""
         self.client.disconnect()
@@ -268,6 +275,7 @@ def nginx_config(tmp_path, upstream_port):
     site = replace(site, "/etc/letsencrypt/live/flack.example.com/", f"{tmp_path}/")
     site = replace(site, "/srv/flack/flack/static/", f"{PACKAGE}/static/")
     site = replace(site, "server 127.0.0.1:5000;", f"server 127.0.0.1:{upstream_port};")
+    site = replace(site, "server 127.0.0.1:5001;", "")  # one gunicorn is enough here
     site = replace(site, "listen 80;", f"listen 127.0.0.1:{http_port};")
     site = replace(site, "listen 443 ", f"listen 127.0.0.1:{https_port} ")
     # Only the loopback address, and this machine may have no IPv6.
@@ -378,8 +386,8 @@ class Worker(Process):
 class Web(Process):
     """A Procfile's web process on a free port, and a client for it."""
 
-    def __init__(self, tmp_path, env, procfile, name="web"):
-        port = free_port()
+    def __init__(self, tmp_path, env, procfile, name="web", port=None):
+        self.port = port = port or free_port()
         super().__init__(tmp_path, "web", {**env, "PORT": str(port)}, procfile, name)
         base = f"http://127.0.0.1:{port}"
         self.client = Client(base, wait_for_server(f"{base}/api/stats", self.process))
