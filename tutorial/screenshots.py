@@ -1,21 +1,34 @@
 """Take the screenshots the docs show, checking on the way that the chat works.
 
-    python tutorial/screenshots.py --python /path/to/app/venv/bin/python [--out docs/img]
+    python tutorial/screenshots.py --python /path/to/app/venv/bin/python \
+        [--root DIR] [--out DIR] [--timings FILE]
 
-It starts the app on a free loopback port with a new SQLite database, then
-drives Chromium with Playwright: two users, in two separate browser contexts,
-log in and chat. If either does not see the other's messages, or does not see
-the other online, it stops with an error and exit status 1, so this script is
-also the tutorial's end-to-end test. The server is always stopped at the end.
+It starts the app of a checkout (--root: this one unless told) on a free loopback
+port with a new SQLite database, then drives Chromium with Playwright: two users, in
+two separate browser contexts, log in and chat. Each must see the other's messages,
+with their Markdown, and see the other online. After the screenshots, HTML sent in
+messages must reach the other user as harmless text, and the login form must refuse
+a nickname with HTML in it. A failed check, a JavaScript error or a console error (a
+Content-Security-Policy violation is one) stops it with exit status 1, so this script
+is also the tutorial's end-to-end test. The server is always stopped at the end.
 
-Needs Debian's /usr/bin/chromium (apt-get install chromium) and playwright
-from tutorial/requirements-screenshots.txt. Nothing here reaches the internet:
-the messages hold no links, so the server fetches no link previews.
+On the way it measures each message's delivery: the time from the author's Enter to
+the message appearing in the other user's page. It prints the median and the slowest,
+and --timings FILE saves them all as JSON. No timing is checked: a busy machine is
+slower, not wrong.
+
+It drives any stage: from v0.17, the checkout needs the browser's npm packages first
+(make -C DIR node_modules/.installed; `make screenshots` does it for this checkout).
+Needs Debian's /usr/bin/chromium (apt-get install chromium) and playwright from
+tutorial/requirements-screenshots.txt. Nothing here reaches the internet: the
+messages hold no http(s) links, so the server fetches no link previews.
 """
 import argparse
+import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +41,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent.parent  # the checkout this script is in
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -37,7 +50,7 @@ LOGIN_SIZE = {"width": 1200, "height": 800}
 DESKTOP_SIZE = {"width": 1280, "height": 800}
 PHONE_SIZE = {"width": 375, "height": 740}
 SERVER_START_SECONDS = 30
-WAIT_MS = 15_000  # the page polls every 2 seconds, so this leaves plenty of room
+WAIT_MS = 15_000  # stages before v0.17 poll every 2 seconds: this leaves plenty of room
 PASSWORD = "correct horse battery"
 
 # (author, Markdown source, plain words the reader must see). No links: a
@@ -49,10 +62,61 @@ CONVERSATION = [
      "Messages are Markdown"),
     ("susan", "Nice. And I can see you are online, right there in the People list.",
      "right there in the People list"),
-    ("david", "For now every page polls the server every two seconds. "
-              "We will fix that later in the tutorial.",
-     "We will fix that later"),
+    ("david", "I can see you too. Shall we invite the rest of the team?",
+     "invite the rest of the team"),
 ]
+# More messages after the screenshots, so that there are more delivery times to sum up.
+TIMED_MESSAGES = [
+    (author, f"Timing message {number}: nothing to read here.", f"Timing message {number}:")
+    for number, author in enumerate(["susan", "david"] * 3, start=1)
+]
+
+# Messages that would run a script if a page ever inserted them as HTML. Each starts
+# with a label in plain text, which the reader waits for, whatever becomes of the rest.
+HTML_MESSAGES = [
+    ("HTML test 1", '<img src=x onerror="window.__pwned=1">'),
+    ("HTML test 2", "<script>window.__pwned=1</script>"),
+    ("HTML test 3", '<b onmouseover="window.__pwned=1">bold?</b>'),
+    ("HTML test 4", "[click](javascript:window.__pwned=1)"),
+]
+HTML_NICKNAME = "<b>x</b>"
+
+# Failed requests that a page makes on purpose, as (status, API path): logging in as
+# a new nickname is refused a token before it signs up, and a nickname the API does
+# not allow is then refused by the sign-up too.
+NEW_NICKNAME = [(401, "/api/tokens")]
+REFUSED_NICKNAME = [(401, "/api/tokens"), (400, "/api/users")]
+
+# Run in every page before its own scripts. It notes, on the one clock that all the
+# browser's pages share, when Enter is pressed in the post box and when a message is
+# added to the list.
+DELIVERY_CLOCK = """{
+  const now = () => performance.timeOrigin + performance.now();
+  window.__delivery = { pressed: [], shown: [] };
+  // The capture phase runs before the page's own handler, which sends the message.
+  window.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && event.target.id === "post-source") {
+      window.__delivery.pressed.push({ text: event.target.value, at: now() });
+    }
+  }, true);
+  new MutationObserver((records) => {
+    const at = now();
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        if (node.nodeType === Node.ELEMENT_NODE && node.matches("#message-list .message")) {
+          window.__delivery.shown.push({ text: node.textContent.replace(/\\s+/g, " "), at });
+        }
+      }
+    }
+  }).observe(document, { childList: true, subtree: true });
+}"""
+PRESSED_AT = "source => window.__delivery.pressed.findLast(e => e.text === source)?.at ?? null"
+SHOWN_AT = "words => window.__delivery.shown.find(e => e.text.includes(words))?.at ?? null"
+# Elements under the message list with an event handler attribute (onclick, onerror...).
+HANDLER_ATTRIBUTES = """() => Array.from(document.querySelectorAll("#message-list *"))
+  .flatMap((element) => Array.from(element.attributes)
+    .filter((attribute) => attribute.name.startsWith("on"))
+    .map((attribute) => `<${element.localName} ${attribute.name}>`))"""
 
 
 class CheckFailed(Exception):
@@ -64,8 +128,12 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", required=True,
                         help="the Python of a venv with the app's requirements")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img",
-                        help="folder for the PNG files (default: docs/img)")
+    parser.add_argument("--root", type=Path, default=HERE,
+                        help="the checkout whose app to drive (default: this one)")
+    parser.add_argument("--out", type=Path,
+                        help="folder for the PNG files (default: docs/img in the checkout)")
+    parser.add_argument("--timings", type=Path,
+                        help="a JSON file to write the delivery times to")
     return parser.parse_args()
 
 
@@ -76,26 +144,32 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def server_commands(python):
-    """Return the commands that set up and start the app at the checked-out stage."""
-    if (ROOT / "migrations").exists():  # v0.12 and later: the migrations make the tables
+def check_browser_packages(root):
+    """Fail early, saying what to run, when the page's npm packages are not installed."""
+    if (root / "package.json").exists() and not (root / "node_modules" / ".installed").exists():
+        raise CheckFailed(f"the page needs npm packages: make -C {root} node_modules/.installed")
+
+
+def server_commands(root, python):
+    """Return the commands that set up and start the app at a checkout's stage."""
+    if (root / "migrations").exists():  # v0.12 and later: the migrations make the tables
         return [[python, "manage.py", "db", "upgrade"], [python, "manage.py", "runserver"]]
-    if (ROOT / "manage.py").exists():  # v0.4 to v0.11
+    if (root / "manage.py").exists():  # v0.4 to v0.11
         return [[python, "manage.py", "createdb"], [python, "manage.py", "runserver"]]
     return [[python, "flack.py"]]  # v0.1 to v0.3: the script creates its tables
 
 
-def start_server(python, port, database, log):
-    """Set up and start the app from the repository top, logging to a file."""
+def start_server(root, python, port, database, log):
+    """Set up and start the app from the checkout's top, logging to a file."""
     # The broker's folder (v0.15 and later) beside the database, not in the checkout.
     env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite:///{database}",
                LOCAL_BROKER_FOLDER=str(database.parent / "broker"))
-    *setup, start = server_commands(python)
+    *setup, start = server_commands(root, python)
     for command in setup:
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise CheckFailed(f"{' '.join(command[1:])} failed:\n{done.stdout}{done.stderr}")
-    return subprocess.Popen(start, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(start, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_for_server(base_url, server):
@@ -133,23 +207,27 @@ def wait_until(locator, what):
         raise CheckFailed(f"{what}, not within {WAIT_MS // 1000} seconds") from None
 
 
-def record_errors(page, errors):
+def record_errors(page, errors, expected_failures):
     """Collect the page's JavaScript errors and console errors into a list."""
+    # expected_failures: the (status, API path) of the requests the page fails on purpose.
+    def is_expected(message):
+        return any(f"status of {status}" in message.text and path in message.location["url"]
+                   for status, path in expected_failures)
+
     def on_console(message):
-        # Logging in as a new nickname gets a 401 before signing up: that one is expected.
-        expected = "status of 401" in message.text and "/api/tokens" in message.location["url"]
-        if message.type == "error" and not expected:
+        if message.type == "error" and not is_expected(message):
             errors.append(message.text)
     # Console errors include Content-Security-Policy violations and failed loads.
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(str(error)))
 
 
-def new_page(browser, base_url, size, errors, **options):
+def new_page(browser, base_url, size, errors, expected_failures=NEW_NICKNAME, **options):
     """Open a page in a new browser context (its own sessionStorage, its own user)."""
     context = browser.new_context(base_url=base_url, viewport=size, **options)
+    context.add_init_script(DELIVERY_CLOCK)
     page = context.new_page()
-    record_errors(page, errors)
+    record_errors(page, errors, expected_failures)
     return page
 
 
@@ -185,13 +263,28 @@ def post(page, source):
         raise CheckFailed(f"posting failed: {error.text_content()}")
 
 
-def chat(pages):
-    """Play the conversation; each message must reach the other user."""
-    for author, source, words in CONVERSATION:
-        reader = next(name for name in pages if name != author)
-        post(pages[author], source)
-        wait_until(message_by(pages[reader], author, words),
-                   f"{reader} did not see {author}'s message {words!r}")
+def delivery_ms(author_page, reader_page, source, words):
+    """Return the milliseconds from the author's Enter to the message in the reader's page."""
+    pressed = author_page.evaluate(PRESSED_AT, source)
+    shown = reader_page.evaluate(SHOWN_AT, words)
+    if pressed is None or shown is None:
+        return None  # not measured; the message did arrive, which is what is checked
+    return round(shown - pressed, 1)
+
+
+def deliver(pages, author, source, words):
+    """Send a message, which must reach the other user; return how it went, with its timing."""
+    reader = next(name for name in pages if name != author)
+    post(pages[author], source)
+    wait_until(message_by(pages[reader], author, words),
+               f"{reader} did not see {author}'s message {words!r}")
+    return {"author": author, "words": words,
+            "ms": delivery_ms(pages[author], pages[reader], source, words)}
+
+
+def chat(pages, messages):
+    """Play a list of messages, one after the other; return their deliveries."""
+    return [deliver(pages, author, source, words) for author, source, words in messages]
 
 
 def check_markdown(page):
@@ -212,11 +305,11 @@ def check_presence(pages):
 def settle(page, users):
     """Wait until a page shows every user and has scrolled to its newest message."""
     wait_until(page.locator(f"#user-list .user:nth-child({users})"), "the People list is short")
-    page.wait_for_timeout(300)  # let the last poll's layout and scrolling finish
+    page.wait_for_timeout(300)  # let the last layout and scrolling finish
 
 
-def take_screenshots(browser, base_url, out, errors):
-    """Drive two users through a chat, checking it and photographing it."""
+def take_login_screenshot(browser, base_url, out, errors):
+    """Photograph the login form with a nickname typed in."""
     login = new_page(browser, base_url, LOGIN_SIZE, errors)
     login.goto("/")
     wait_until(login.locator("#login-form"), "the login form did not appear")
@@ -224,45 +317,119 @@ def take_screenshots(browser, base_url, out, errors):
     login.screenshot(path=out / "login.png")
     login.context.close()
 
+
+def take_phone_screenshot(browser, base_url, out, errors, users):
+    """Photograph the chat in a phone-sized tab, logged in afresh as david."""
+    # Opened after the conversation, it must start scrolled to the newest message.
+    phone = new_page(browser, base_url, PHONE_SIZE, errors, is_mobile=True, has_touch=True)
+    log_in(phone, "david")
+    last_words = CONVERSATION[-1][2]
+    wait_until(message_by(phone, "david", last_words), "the phone did not show the conversation")
+    settle(phone, users)
+    phone.screenshot(path=out / "chat-phone.png")
+    phone.context.close()
+
+
+def signs_of_live_html(page):
+    """Return what shows that HTML from a message came alive in a page: nothing, we hope."""
+    signs = []
+    if page.evaluate("() => window.__pwned !== undefined"):
+        signs.append("a script from a message ran")
+    for selector in ("#message-list img", "#message-list script",
+                     '#message-list a[href^="javascript:" i]'):
+        if page.locator(selector).count():
+            signs.append(f"there is a {selector}")
+    signs.extend(f"there is a {tag}" for tag in page.evaluate(HANDLER_ATTRIBUTES))
+    return signs
+
+
+def check_html_stays_inert(pages):
+    """Check that HTML in messages reaches the other user as harmless text."""
+    author, reader = "susan", "david"
+    for label, html in HTML_MESSAGES:
+        post(pages[author], f"{label}: {html}")
+        message = message_by(pages[reader], author, label)
+        wait_until(message, f"{reader} did not see {author}'s message {label!r}")
+        # As a curious reader would: a handler or link that had survived would run now.
+        message.first.locator(".body").hover()
+        message.first.locator(".body").click()
+    for name, page in pages.items():
+        signs = signs_of_live_html(page)
+        if signs:
+            raise CheckFailed(f"HTML in a message came alive in {name}'s page: {'; '.join(signs)}")
+
+
+def check_html_nickname_refused(browser, base_url, errors):
+    """Check that the login form refuses a nickname with HTML in it, explaining in text."""
+    page = new_page(browser, base_url, LOGIN_SIZE, errors, expected_failures=REFUSED_NICKNAME)
+    page.goto("/")
+    page.fill("#nickname", HTML_NICKNAME)
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    error = page.locator("#login-error")
+    wait_until(error, f"the login form showed no error for the nickname {HTML_NICKNAME!r}")
+    if not error.text_content().strip():
+        raise CheckFailed(f"the login form's error for {HTML_NICKNAME!r} is empty")
+    if error.locator("b").count() or page.evaluate("() => window.__pwned !== undefined"):
+        raise CheckFailed(f"the nickname {HTML_NICKNAME!r} came alive as HTML on the login form")
+    if page.locator("#me").is_visible():
+        raise CheckFailed(f"the nickname {HTML_NICKNAME!r} could log in")
+    page.context.close()
+
+
+def check_chat(browser, base_url, out, errors):
+    """Drive two users through a chat, checking and photographing it; return its deliveries."""
+    take_login_screenshot(browser, base_url, out, errors)
+
     pages = {name: new_page(browser, base_url, DESKTOP_SIZE, errors)
              for name in ("susan", "david")}
     for nickname, page in pages.items():
         log_in(page, nickname)
-    chat(pages)
+    deliveries = chat(pages, CONVERSATION)
     check_markdown(pages["susan"])
     check_presence(pages)
     settle(pages["susan"], len(pages))
     pages["susan"].screenshot(path=out / "chat.png")
+    take_phone_screenshot(browser, base_url, out, errors, len(pages))
 
-    # A phone-sized tab, logged in afresh: it opens scrolled to the newest message.
-    phone = new_page(browser, base_url, PHONE_SIZE, errors, is_mobile=True, has_touch=True)
-    log_in(phone, "david")
-    wait_until(message_by(phone, "david", "We will fix that later"),
-               "the phone did not show the conversation")
-    settle(phone, len(pages))
-    phone.screenshot(path=out / "chat-phone.png")
+    # The photographs are taken: what follows would only clutter them.
+    deliveries += chat(pages, TIMED_MESSAGES)
+    check_html_stays_inert(pages)
+    check_html_nickname_refused(browser, base_url, errors)
+    return deliveries
 
 
-def run(python, out):
-    """Start the server, take the screenshots, and always stop the server."""
+def sum_up(deliveries):
+    """Return the median and the slowest of the measured delivery times, and their count."""
+    times = [delivery["ms"] for delivery in deliveries if delivery["ms"] is not None]
+    if not times:
+        return {"messages": 0, "p50_ms": None, "max_ms": None}
+    return {"messages": len(times), "p50_ms": round(statistics.median(times), 1),
+            "max_ms": max(times)}
+
+
+def run(root, python, out):
+    """Start the server, check the chat, and always stop the server; return the deliveries."""
+    check_browser_packages(root)
     out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="flack-shots-") as tmp:
         log_path = Path(tmp) / "server.log"
         with open(log_path, "w") as log:
-            server = start_server(python, port, Path(tmp) / "flack.sqlite", log)
+            server = start_server(root, python, port, Path(tmp) / "flack.sqlite", log)
         try:
             wait_for_server(base_url, server)
             errors = []
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    take_screenshots(browser, base_url, out, errors)
+                    deliveries = check_chat(browser, base_url, out, errors)
                 finally:
                     browser.close()
             if errors:
                 raise CheckFailed("the browser reported errors:\n  " + "\n  ".join(errors))
+            return deliveries
         except (CheckFailed, PlaywrightError):
             print(f"--- server log ({log_path.name}) ---", file=sys.stderr)
             print(log_path.read_text(errors="replace")[-4000:], file=sys.stderr)
@@ -271,18 +438,34 @@ def run(python, out):
             stop_server(server)
 
 
+def describe_timing(summary):
+    """Say in one line how fast messages reached the other browser."""
+    if not summary["messages"]:
+        return "no delivery could be timed"
+    return (f"p50 {summary['p50_ms']:.0f} ms, max {summary['max_ms']:.0f} ms"
+            f" over {summary['messages']} messages")
+
+
 def main():
     """Run everything; print what failed and exit 1 on failure."""
     args = parse_args()
+    root = args.root.resolve()
+    out = (args.out or root / "docs" / "img").resolve()
     if not Path(CHROMIUM).exists():
         sys.exit(f"screenshots: {CHROMIUM} is missing: apt-get install chromium")
     try:
-        run(args.python, args.out.resolve())
+        deliveries = run(root, args.python, out)
     except (CheckFailed, PlaywrightError) as error:
         sys.exit(f"screenshots: FAILED: {error}")
+    summary = sum_up(deliveries)
+    if args.timings:
+        timings = {"root": str(root), **summary, "deliveries": deliveries}
+        args.timings.write_text(json.dumps(timings, indent=2) + "\n")
     for name in ("login.png", "chat.png", "chat-phone.png"):
-        print(f"screenshots: wrote {args.out / name}")
-    print("screenshots: OK: two users chatted, saw each other's messages and saw each other online")
+        print(f"screenshots: wrote {out / name}")
+    print(f"screenshots: delivery to the other browser: {describe_timing(summary)}")
+    print("screenshots: OK: two users chatted, saw each other's messages, Markdown and"
+          " presence, HTML in messages stayed text, and an HTML nickname was refused")
 
 
 if __name__ == "__main__":
