@@ -50,7 +50,7 @@ LOGIN_SIZE = {"width": 1200, "height": 800}
 DESKTOP_SIZE = {"width": 1280, "height": 800}
 PHONE_SIZE = {"width": 375, "height": 740}
 SERVER_START_SECONDS = 30
-WAIT_MS = 15_000  # stages before v0.17 poll every 2 seconds: this leaves plenty of room
+WAIT_MS = 15_000  # pages poll every 2 seconds before v0.17: this leaves plenty of room
 PASSWORD = "correct horse battery"
 
 # (author, Markdown source, plain words the reader must see). No links: a
@@ -68,8 +68,13 @@ CONVERSATION = [
 # More messages after the screenshots, so that there are more delivery times to sum up.
 TIMED_MESSAGES = [
     (author, f"Timing message {number}: nothing to read here.", f"Timing message {number}:")
-    for number, author in enumerate(["susan", "david"] * 3, start=1)
+    for number, author in enumerate(["susan", "david"] * 4, start=1)
 ]
+# Sent as soon as the previous one arrives, every message would meet a polling page
+# (before v0.17) at the same point of its cycle, and every delivery would take about
+# as long. Pauses that grow by a step, wrapping at the poll interval, spread them out.
+POLL_INTERVAL_MS = 2000
+PAUSE_STEP_MS = 250
 
 # Messages that would run a script if a page ever inserted them as HTML. Each starts
 # with a label in plain text, which the reader waits for, whatever becomes of the rest.
@@ -287,6 +292,15 @@ def chat(pages, messages):
     return [deliver(pages, author, source, words) for author, source, words in messages]
 
 
+def chat_with_pauses(pages, messages):
+    """Play a list of messages like chat(), each after a different pause."""
+    deliveries = []
+    for number, (author, source, words) in enumerate(messages):
+        pages[author].wait_for_timeout(number * PAUSE_STEP_MS % POLL_INTERVAL_MS)
+        deliveries.append(deliver(pages, author, source, words))
+    return deliveries
+
+
 def check_markdown(page):
     """Check that the Markdown message shows bold text and a code span."""
     body = message_by(page, "david", "Messages are Markdown").locator(".body")
@@ -393,7 +407,7 @@ def check_chat(browser, base_url, out, errors):
     take_phone_screenshot(browser, base_url, out, errors, len(pages))
 
     # The photographs are taken: what follows would only clutter them.
-    deliveries += chat(pages, TIMED_MESSAGES)
+    deliveries += chat_with_pauses(pages, TIMED_MESSAGES)
     check_html_stays_inert(pages)
     check_html_nickname_refused(browser, base_url, errors)
     return deliveries
