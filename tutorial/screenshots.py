@@ -1,7 +1,7 @@
 """Take the screenshots the docs show, checking on the way that the chat works.
 
     python tutorial/screenshots.py --python /path/to/app/venv/bin/python \
-        [--root DIR] [--out DIR] [--timings FILE]
+        [--root DIR] [--out DIR] [--timings FILE] [--serve]
 
 It starts the app of a checkout (--root: this one unless told) on a free loopback
 port with a new SQLite database, then drives Chromium with Playwright: two users, in
@@ -17,6 +17,13 @@ the message appearing in the other user's page. It prints the median and the slo
 and --timings FILE saves them all as JSON. No timing is checked: a busy machine is
 slower, not wrong.
 
+With --serve (v0.18 and later), `make serve` runs the chat instead, as in production:
+two web processes, a Celery worker, beat, and nginx in front, with Redis between them
+(FLACK_TEST_REDIS_URL's server, or this machine's). The browsers go through nginx,
+each web process must answer on its own port, and a message posted through nginx
+must reach a page opened on each web process directly: whichever process nginx
+chose, the others get the message through Redis.
+
 It drives any stage: from v0.17, the checkout needs the browser's npm packages first
 (make -C DIR node_modules/.installed; `make screenshots` does it for this checkout).
 Needs Debian's /usr/bin/chromium (apt-get install chromium) and playwright from
@@ -27,6 +34,8 @@ import argparse
 import json
 import os
 import re
+import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -34,7 +43,9 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import Error as PlaywrightError
@@ -50,8 +61,24 @@ LOGIN_SIZE = {"width": 1200, "height": 800}
 DESKTOP_SIZE = {"width": 1280, "height": 800}
 PHONE_SIZE = {"width": 375, "height": 740}
 SERVER_START_SECONDS = 30
+SERVE_START_SECONDS = 60  # make serve upgrades the database first, then starts five processes
+SERVER_STOP_SECONDS = 15  # honcho gives its processes 5 seconds before it kills them
 WAIT_MS = 15_000  # pages poll every 2 seconds before v0.17: this leaves plenty of room
 PASSWORD = "correct horse battery"
+
+# --serve: as many web processes as it takes to show that they behave as one chat.
+WEB_PROCESSES = 2
+# make serve's Redis, and the one CI starts, unless FLACK_TEST_REDIS_URL says otherwise.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# A REDIS_PREFIX of its own keeps this run's keys and Socket.IO channel apart from
+# other users of the server, but Celery's queue has the same name in every Flack: on
+# another's database, another's worker could take this run's tasks. make serve uses
+# database 0 and the test suite's processes count up from 1, so this run takes the
+# last of Redis's 16.
+REDIS_DATABASE = 15
+# Variables that a make running this script (make browsers-nginx) leaves in the
+# environment: they would hand its command line on to make serve.
+OUTER_MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")
 
 # (author, Markdown source, plain words the reader must see). No links: a
 # link would make the server fetch a preview from the internet.
@@ -85,6 +112,11 @@ HTML_MESSAGES = [
     ("HTML test 4", "[click](javascript:window.__pwned=1)"),
 ]
 HTML_NICKNAME = "<b>x</b>"
+
+# --serve: posted through nginx, the first before and the second after a page opens on
+# each web process, as (Markdown source, plain words the reader must see).
+BEFORE_THE_PAGES = ("Through nginx, before the pages on each process.", "before the pages")
+AFTER_THE_PAGES = ("Through nginx, pushed to a page on each process.", "pushed to a page")
 
 # Failed requests that a page makes on purpose, as (status, API path): logging in as
 # a new nickname is refused a token before it signs up, and a nickname the API does
@@ -128,6 +160,14 @@ class CheckFailed(Exception):
     """The app did not do what a user expects."""
 
 
+@dataclass
+class Server:
+    """A started chat: a process that leads a process group, and where it answers."""
+    process: subprocess.Popen
+    url: str  # where the browsers go
+    web_urls: list  # with --serve, each web process on its own port behind nginx
+
+
 def parse_args():
     """Read the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,6 +179,8 @@ def parse_args():
                         help="folder for the PNG files (default: docs/img in the checkout)")
     parser.add_argument("--timings", type=Path,
                         help="a JSON file to write the delivery times to")
+    parser.add_argument("--serve", action="store_true",
+                        help="run the chat with `make serve`: web processes behind nginx")
     return parser.parse_args()
 
 
@@ -147,6 +189,32 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_is_free(port):
+    """Tell whether nothing listens on a loopback TCP port right now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports_in_a_row(count):
+    """Return the first of count neighbouring loopback ports that are all free."""
+    # honcho gives the web processes PORT, PORT + 1, ...: each of them must be free.
+    while True:
+        first = free_port()
+        if all(port_is_free(first + offset) for offset in range(1, count)):
+            return first
+
+
+def serves_behind_nginx(root):
+    """Tell whether a checkout's `make serve` runs nginx (v0.18 and later)."""
+    procfile = root / "Procfile"
+    return procfile.exists() and any(line.startswith("proxy:")
+                                     for line in procfile.read_text().splitlines())
 
 
 def check_browser_packages(root):
@@ -164,44 +232,98 @@ def server_commands(root, python):
     return [[python, "flack.py"]]  # v0.1 to v0.3: the script creates its tables
 
 
-def start_server(root, python, port, database, log):
-    """Set up and start the app from the checkout's top, logging to a file."""
-    # The broker's folder (v0.15 and later) beside the database, not in the checkout.
-    env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite:///{database}",
-               LOCAL_BROKER_FOLDER=str(database.parent / "broker"))
+def start_server(root, python, folder, log):
+    """Set up and start the app from the checkout's top on a free port, logging to a file."""
+    port = free_port()
+    # The database and the broker's folder (v0.15 and later) in folder, not in the checkout.
+    env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite:///{folder / 'flack.sqlite'}",
+               LOCAL_BROKER_FOLDER=str(folder / "broker"))
     *setup, start = server_commands(root, python)
     for command in setup:
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise CheckFailed(f"{' '.join(command[1:])} failed:\n{done.stdout}{done.stderr}")
-    return subprocess.Popen(start, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # A process group of its own, so that stop_server() finds whatever it starts.
+    process = subprocess.Popen(start, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    return Server(process, f"http://127.0.0.1:{port}", web_urls=[])
 
 
-def wait_for_server(base_url, server):
-    """Wait until the server answers, or fail if it exits or takes too long."""
+def redis_url():
+    """Return the URL of this run's Redis database, on FLACK_TEST_REDIS_URL's server."""
+    url = urllib.parse.urlsplit(os.environ.get("FLACK_TEST_REDIS_URL") or DEFAULT_REDIS_URL)
+    return url._replace(path=f"/{REDIS_DATABASE}").geturl()
+
+
+def production_env(folder):
+    """Return the environment of a chat in production settings, with its files in folder."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in OUTER_MAKE_VARIABLES}
+    return {**env, "FLACK_CONFIG": "production", "SECRET_KEY": secrets.token_hex(32),
+            "DATABASE_URL": f"sqlite:///{folder / 'flack.sqlite'}",
+            "BEAT_SCHEDULE_FILE": str(folder / "celerybeat-schedule"),
+            "REDIS_URL": redis_url(), "REDIS_PREFIX": f"{folder.name}:"}
+
+
+def start_behind_nginx(root, python, folder, log):
+    """Start the chat with `make serve` on free ports: web processes behind nginx."""
+    first_web_port = free_ports_in_a_row(WEB_PROCESSES)
+    web_ports = range(first_web_port, first_web_port + WEB_PROCESSES)
+    proxy_port = free_port()
+    while proxy_port in web_ports:  # free now, but a web process will take it
+        proxy_port = free_port()
+    venv = Path(python).parent.parent  # so that make builds no venv of its own
+    command = ["make", "serve", f"VENV={venv}", f"WEB_PROCESSES={WEB_PROCESSES}",
+               f"WEB_PORT={first_web_port}", f"PROXY_PORT={proxy_port}",
+               f"SERVE_FOLDER={folder / 'serve'}"]
+    # make, honcho, the web processes, the worker, beat and nginx: one process group.
+    process = subprocess.Popen(command, cwd=root, env=production_env(folder), stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(process, f"http://127.0.0.1:{proxy_port}",
+                  web_urls=[f"http://127.0.0.1:{port}" for port in web_ports])
+
+
+def wait_for_answer(url, process, seconds):
+    """Wait until a URL's server answers, or fail if the process exits or it takes too long."""
     # An empty ProxyHandler: a proxy from the environment must not see loopback requests.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + SERVER_START_SECONDS
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise CheckFailed(f"the server exited with status {server.returncode}")
+        if process.poll() is not None:
+            raise CheckFailed(f"the server exited with status {process.returncode}")
         try:
-            with opener.open(f"{base_url}/api/stats", timeout=2):
+            with opener.open(f"{url}/api/stats", timeout=2):
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
-    raise CheckFailed(f"the server did not answer within {SERVER_START_SECONDS} seconds")
+    raise CheckFailed(f"{url} did not answer within {seconds} seconds")
+
+
+def wait_for_server(server):
+    """Wait until each web process answers on its own port, and then the browsers' URL."""
+    # nginx answers as soon as one web process does: the others are waited for first.
+    seconds = SERVE_START_SECONDS if server.web_urls else SERVER_START_SECONDS
+    for url in [*server.web_urls, server.url]:
+        wait_for_answer(url, server.process, seconds)
+
+
+def signal_group(process, signal_number):
+    """Send a signal to every process left in a process's group."""
+    try:
+        os.killpg(process.pid, signal_number)
+    except ProcessLookupError:
+        pass  # none is left
 
 
 def stop_server(server):
-    """Stop the server, forcefully if it does not stop by itself."""
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    """Stop the server's whole process group, forcefully if it does not stop by itself."""
+    signal_group(server.process, signal.SIGTERM)
+    try:
+        server.process.wait(timeout=SERVER_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    signal_group(server.process, signal.SIGKILL)  # whatever did not stop in time
+    server.process.wait()
 
 
 def wait_until(locator, what):
@@ -413,6 +535,29 @@ def check_chat(browser, base_url, out, errors):
     return deliveries
 
 
+def check_every_process_pushes(browser, server, errors):
+    """Check that a message posted through nginx reaches a page on each web process."""
+    # nginx's ip_hash sends every browser of this machine to one web process; these
+    # pages go to each process directly, so the others can only be pushed the
+    # message through Redis.
+    author = new_page(browser, server.url, DESKTOP_SIZE, errors)
+    log_in(author, "susan")
+    post(author, BEFORE_THE_PAGES[0])
+    readers = {url: new_page(browser, url, DESKTOP_SIZE, errors) for url in server.web_urls}
+    for url, reader in readers.items():
+        log_in(reader, "david")
+        # A page fetches the messages once its connection is open: showing this one,
+        # it is connected, and what comes next can only be pushed to it.
+        wait_until(message_by(reader, "susan", BEFORE_THE_PAGES[1]),
+                   f"the page on {url} did not show the messages")
+    post(author, AFTER_THE_PAGES[0])
+    for url, reader in readers.items():
+        wait_until(message_by(reader, "susan", AFTER_THE_PAGES[1]),
+                   f"the page on {url} was not pushed a message posted through nginx")
+    for page in [author, *readers.values()]:
+        page.context.close()
+
+
 def sum_up(deliveries):
     """Return the median and the slowest of the measured delivery times, and their count."""
     times = [delivery["ms"] for delivery in deliveries if delivery["ms"] is not None]
@@ -422,23 +567,24 @@ def sum_up(deliveries):
             "max_ms": max(times)}
 
 
-def run(root, python, out):
+def run(root, python, out, serve):
     """Start the server, check the chat, and always stop the server; return the deliveries."""
     check_browser_packages(root)
     out.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    start = start_behind_nginx if serve else start_server
     with tempfile.TemporaryDirectory(prefix="flack-shots-") as tmp:
         log_path = Path(tmp) / "server.log"
         with open(log_path, "w") as log:
-            server = start_server(root, python, port, Path(tmp) / "flack.sqlite", log)
+            server = start(root, python, Path(tmp), log)
         try:
-            wait_for_server(base_url, server)
+            wait_for_server(server)
             errors = []
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    deliveries = check_chat(browser, base_url, out, errors)
+                    deliveries = check_chat(browser, server.url, out, errors)
+                    if serve:
+                        check_every_process_pushes(browser, server, errors)
                 finally:
                     browser.close()
             if errors:
@@ -467,8 +613,11 @@ def main():
     out = (args.out or root / "docs" / "img").resolve()
     if not Path(CHROMIUM).exists():
         sys.exit(f"screenshots: {CHROMIUM} is missing: apt-get install chromium")
+    if args.serve and not serves_behind_nginx(root):
+        sys.exit("screenshots: --serve needs a checkout whose `make serve` runs nginx (a"
+                 f" Procfile with a proxy: process, v0.18 and later), and {root} has none")
     try:
-        deliveries = run(root, args.python, out)
+        deliveries = run(root, args.python, out, args.serve)
     except (CheckFailed, PlaywrightError) as error:
         sys.exit(f"screenshots: FAILED: {error}")
     summary = sum_up(deliveries)
@@ -480,6 +629,10 @@ def main():
     print(f"screenshots: delivery to the other browser: {describe_timing(summary)}")
     print("screenshots: OK: two users chatted, saw each other's messages, Markdown and"
           " presence, HTML in messages stayed text, and an HTML nickname was refused")
+    if args.serve:
+        print(f"screenshots: OK: the chat ran through nginx in front of {WEB_PROCESSES} web"
+              " processes; each answered on its own port, and a message posted through"
+              " nginx was pushed to a page on each")
 
 
 if __name__ == "__main__":
