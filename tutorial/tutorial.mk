@@ -9,6 +9,8 @@
 #                     (the pictures need Graphviz: apt-get install graphviz)
 #   make docs-serve   the same, served with live reload on http://127.0.0.1:8000
 #   make screenshots  take the screenshots the docs show (SHOTS_OUT=dir to put them elsewhere)
+#   make browsers-nginx  the same check with the chat as `make serve` runs it (v0.18 and
+#                     later): web processes behind nginx, with Redis
 #   make bench        measure the scalability claims (SCENARIO=name for one; see bench/README.md)
 #   make bench-smoke  the same in a few seconds per scenario, into a temporary folder
 #
@@ -18,7 +20,7 @@ DOCS_VENV := .venv-docs
 SHOTS_VENV := .venv-shots
 BENCH_VENV := .venv-bench
 
-.PHONY: tags stages history facts docs docs-serve screenshots bench bench-smoke
+.PHONY: tags stages history facts docs docs-serve screenshots browsers-nginx bench bench-smoke
 
 tags:
 	$(STAGE_TOOL) tag
@@ -65,8 +67,15 @@ $(SHOTS_VENV)/.installed: tutorial/requirements-screenshots.txt
 SHOTS_OUT ?= docs/img
 
 # From v0.17, the page needs the Socket.IO client that `npm ci` installs (the app's Makefile).
-screenshots: $(SHOTS_VENV)/.installed $(VENV)/.installed $(if $(wildcard package.json),node_modules/.installed)
-	$(SHOTS_VENV)/bin/python tutorial/screenshots.py --python $(abspath $(BIN))/python --out $(SHOTS_OUT)
+SHOTS_NEEDS := $(SHOTS_VENV)/.installed $(VENV)/.installed $(if $(wildcard package.json),node_modules/.installed)
+SHOTS := $(SHOTS_VENV)/bin/python tutorial/screenshots.py --python $(abspath $(BIN))/python --out $(SHOTS_OUT)
+
+screenshots: $(SHOTS_NEEDS)
+	$(SHOTS)
+
+# Redis is FLACK_TEST_REDIS_URL's server, or this machine's; nginx is Debian's.
+browsers-nginx: $(SHOTS_NEEDS)
+	$(SHOTS) --serve
 
 # The benchmark checks out stages in temporary worktrees, with the stage checker's venvs,
 # and loads them with wrk (apt-get install wrk); its own venv only draws the charts.
