@@ -14,6 +14,7 @@ import stage as stage_tool  # noqa: E402  (tutorial/stage.py, found through the 
 
 StageError = stage_tool.StageError
 VENV_INSTALL_SECONDS = 900
+NPM_INSTALL_SECONDS = 300
 
 
 @dataclass
@@ -56,6 +57,18 @@ def ensure_venv(tree, venv, log_path):
                   tree, make_env(), log_path, VENV_INSTALL_SECONDS)
 
 
+def ensure_node_packages(tree, log_path):
+    """Install the page's npm packages, from v0.17 on: without them the server refuses to start."""
+    if not (tree / "package-lock.json").exists():
+        return
+    makefile = tree / "Makefile"
+    if makefile.exists() and "node_modules/.installed:" in makefile.read_text():
+        command = ["make", "node_modules/.installed"]
+    else:
+        command = ["npm", "ci", "--no-audit", "--no-fund", "--loglevel", "error"]
+    processes.run(command, tree, make_env(), log_path, NPM_INSTALL_SECONDS)
+
+
 @contextlib.contextmanager
 def checked_out(stage, log_dir):
     """Yield a Checkout of the stage in a temporary worktree, removed afterwards."""
@@ -65,6 +78,7 @@ def checked_out(stage, log_dir):
     try:
         stage_tool.git("worktree", "add", "--detach", str(tree), stage.sha)
         ensure_venv(tree, venv, log_dir / f"venv-{stage.version}.log")
+        ensure_node_packages(tree, log_dir / f"npm-{stage.version}.log")
         yield Checkout(stage, tree, venv)
     finally:
         stage_tool.git("worktree", "remove", "--force", str(tree), check=False)

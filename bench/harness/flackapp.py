@@ -206,12 +206,17 @@ def call(method, url, body=None, headers=None):
         return json.loads(response.read() or b"null")
 
 
+def new_token(base_url, nickname=NICKNAME):
+    """Register a user, get a token with its password, and return the token."""
+    call("POST", f"{base_url}/api/users", {"nickname": nickname, "password": PASSWORD})
+    basic = base64.b64encode(f"{nickname}:{PASSWORD}".encode()).decode()
+    answer = call("POST", f"{base_url}/api/tokens", headers={"Authorization": f"Basic {basic}"})
+    return answer["token"]
+
+
 def login(base_url):
     """Register a user, get a token with its password, and return the Authorization header."""
-    call("POST", f"{base_url}/api/users", {"nickname": NICKNAME, "password": PASSWORD})
-    basic = base64.b64encode(f"{NICKNAME}:{PASSWORD}".encode()).decode()
-    token = call("POST", f"{base_url}/api/tokens", headers={"Authorization": f"Basic {basic}"})
-    return {"Authorization": f"Bearer {token['token']}"}
+    return {"Authorization": f"Bearer {new_token(base_url)}"}
 
 
 def seed(base_url, messages=50):

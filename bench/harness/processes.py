@@ -7,6 +7,7 @@ benchmark itself, which then kills the groups it started.
 """
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -27,6 +28,18 @@ def start(command, cwd, env, log_path):
         process = subprocess.Popen([str(part) for part in command], cwd=cwd, env=env,
                                    stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
+    _started.append(process)
+    return process
+
+
+def start_piped(command, cwd, env, log_path):
+    """Start command in its own process group, talking over pipes; its errors go to log_path."""
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"$ {' '.join(map(str, command))}\n")
+        log.flush()
+        process = subprocess.Popen([str(part) for part in command], cwd=cwd, env=env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                   text=True, bufsize=1, start_new_session=True)
     _started.append(process)
     return process
 
@@ -191,6 +204,38 @@ def group_cpu_seconds(pgid):
         if int(fields[2]) == pgid:  # fields[2] is the process group
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS
+
+
+def group_rss_bytes(pgid):
+    """Return the resident memory of the live processes of a process group, in bytes."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    return sum(int(fields[21]) * page for _, fields in proc_stats()
+               if int(fields[2]) == pgid)  # fields[21] is rss, in pages
+
+
+def wait_until_quiet(pgid, timeout, cpu_share=0.05, period=0.5):
+    """Wait until a process group uses less than cpu_share of a core over period seconds.
+
+    Returns the seconds waited; raises RuntimeError if it is still busy after timeout.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = group_cpu_seconds(pgid)
+        time.sleep(period)
+        if group_cpu_seconds(pgid) - before < cpu_share * period:
+            return time.monotonic() - started
+    raise RuntimeError(f"the server was still busy after {timeout} s of waiting for it to settle")
+
+
+def raise_open_files_limit(needed):
+    """Let this process, and the processes it starts, open at least needed files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise RuntimeError(f"{needed} open files are needed, and the hard limit is {hard}: "
+                           f"raise it (ulimit -Hn) and run again")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def machine_busy_seconds():
