@@ -3,13 +3,6 @@ from . import Scenario
 
 SCENARIOS = [
     Scenario(
-        name="polling-vs-push", number=4,
-        title="Polling, or pushing messages with Socket.IO",
-        question="How many requests the server answers, and how long a message takes to reach "
-                 "the other clients, when many tabs are open: the polling client of v0.13 "
-                 "against the Socket.IO client of v0.17.",
-        stages=("v0.13", "v0.17")),
-    Scenario(
         name="workers", number=5,
         title="One process, or several",
         question="Requests per second and latency with one server process and with several "
