@@ -29,7 +29,10 @@ let counters = newCounters();
 
 /** Return counters at zero: what the tabs sent and received. */
 function newCounters() {
-  return { requests: 0, httpErrors: 0, lastError: null, heartbeats: 0, disconnects: 0, events: {} };
+  return {
+    requests: 0, httpErrors: 0, lastError: null, retries: 0, heartbeats: 0, disconnects: 0,
+    events: {},
+  };
 }
 
 /** Write one answer line for the harness. */
@@ -63,6 +66,7 @@ function countedSince(before) {
     requests: counters.requests - before.requests,
     http_errors: counters.httpErrors - before.httpErrors,
     last_error: counters.lastError,
+    retries: counters.retries - before.retries,
     heartbeats: counters.heartbeats - before.heartbeats,
     disconnects: counters.disconnects - before.disconnects,
     events,

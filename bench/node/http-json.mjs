@@ -45,7 +45,10 @@ export function requestJson(agent, baseUrl, method, path, { body, headers = {}, 
       });
     });
     request.on("timeout", () => request.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)));
-    request.on("error", reject);
+    request.on("error", (error) => {
+      error.reusedSocket = request.reusedSocket; // a kept-alive connection the server had closed?
+      reject(error);
+    });
     request.end(payload);
   });
 }

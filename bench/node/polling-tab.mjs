@@ -44,14 +44,27 @@ export class PollingTab {
   /** Send one request, counting it and any error. */
   async request(path, headers = {}) {
     try {
-      return await requestJson(this.agent, this.baseUrl, "GET", path,
-        { headers, timeoutMs: REQUEST_TIMEOUT_MS });
+      return await this.get(path, headers);
     } catch (error) {
       this.counters.httpErrors += 1;
       this.counters.lastError = error.message;
       throw error;
     } finally {
       this.counters.requests += 1;
+    }
+  }
+
+  /** GET path; send it again, once, if the server had just closed the kept-alive connection. */
+  async get(path, headers) {
+    const options = { headers, timeoutMs: REQUEST_TIMEOUT_MS };
+    try {
+      return await requestJson(this.agent, this.baseUrl, "GET", path, options);
+    } catch (error) {
+      // The server closes a connection idle for a few seconds; if it does so as a request
+      // leaves, a browser sends the request again on a new connection, and so do we.
+      if (!(error.reusedSocket && error.code === "ECONNRESET")) throw error;
+      this.counters.retries += 1;
+      return requestJson(this.agent, this.baseUrl, "GET", path, options);
     }
   }
 

@@ -287,12 +287,21 @@ def reading(results):
                      f"arrived within {latency['p50']:.0f} ms of the POST, 95% within "
                      f"{latency['p95']:.0f} ms, the slowest after {latency['max']:.0f} ms; "
                      f"{s['lost']} lost.")
+    retried = sum(run["idle"]["retries"] + run["delivery"]["retries"] for run in runs.values())
+    if retried:
+        lines.append(f"- {retried} of the tabs' requests met a kept-alive connection that the "
+                     "server had just closed, and were sent again on a new one, as a browser "
+                     "does.")
     lines.append(
         f"- What pushing costs instead: {tabs} connections held open. The server's memory grew "
         f"from {pushed['rss_before_mib']:.0f} MiB to {pushed['rss_open_mib']:.0f} MiB with the "
         f"tabs connected, about {pushed['rss_per_tab_kib']:.0f} KiB a tab ({POLLING}: "
         f"{polled['rss_per_tab_kib']:.0f} KiB a tab, for its keep-alive connections), and every "
         f"heartbeat is a write to the database.")
+    if "permessage-deflate" in (runs[PUSH]["websocket_extensions"] or ""):
+        lines.append("- The tabs offered to compress their WebSocket messages, as browsers do, and "
+                     f"{PUSH} accepted (permessage-deflate): each connection keeps a compressor "
+                     "of its own, and every push is compressed once for each tab.")
     return "\n".join(lines) + "\n"
 
 
