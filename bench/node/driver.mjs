@@ -85,9 +85,10 @@ async function openPollingTabs({ base_url: baseUrl, tokens, clients, poll_ms: po
 }
 
 /** Open Socket.IO tabs a batch at a time, then start their heartbeats, evenly spread too. */
-async function openSocketTabs({ base_url: baseUrl, tokens, clients, heartbeat_ms: heartbeatMs }) {
+async function openSocketTabs({ base_url: baseUrl, tokens, clients, heartbeat_ms: heartbeatMs,
+  compress = true }) {
   tabs = Array.from({ length: clients }, (_, index) => new SocketTab({
-    index, baseUrl, token: tokens[index % tokens.length], arrivals, counters,
+    index, baseUrl, token: tokens[index % tokens.length], compress, arrivals, counters,
   }));
   for (let first = 0; first < clients; first += CONNECT_BATCH) {
     const batch = tabs.slice(first, first + CONNECT_BATCH);

@@ -9,9 +9,12 @@
 import { io } from "socket.io-client";
 
 export class SocketTab {
-  /** A tab of client number index, logged in with token (the reference server ignores it). */
-  constructor({ index, baseUrl, token, arrivals, counters }) {
-    Object.assign(this, { index, baseUrl, token, arrivals, counters });
+  /** A tab of client number index, logged in with token (the reference server ignores it).
+   *
+   * compress: offer the server to compress messages (permessage-deflate), as browsers do.
+   */
+  constructor({ index, baseUrl, token, compress, arrivals, counters }) {
+    Object.assign(this, { index, baseUrl, token, compress, arrivals, counters });
     this.socket = null;
     this.timers = [];
     this.closing = false;
@@ -25,6 +28,8 @@ export class SocketTab {
       reconnection: false,
       forceNew: true, // a connection of its own, as each tab has
       timeout: timeoutMs,
+      // socket.io-client's own default offers compression for messages of 1 KiB and more.
+      perMessageDeflate: this.compress ? { threshold: 1024 } : false,
     });
     this.socket.on("message_changed", (message) => this.arrivals.record(this.index, message.id));
     this.socket.onAny((event) => {

@@ -9,7 +9,8 @@ from ..numbers import percentile
 from . import Scenario
 
 STAGE = "v0.17"
-FLACK, NODE = "Flack v0.17", "Node.js socket.io"
+FLACK, FLACK_DEFLATE, NODE = "Flack v0.17", "Flack v0.17, compressed", "Node.js socket.io"
+FLACKS = (FLACK, FLACK_DEFLATE)
 FULL = {"clients": [100, 500, 1000], "rounds": 30, "warmup_rounds": 5, "profiled_rounds": 15,
         "users": 10, "pause_seconds": 0.25}
 SMOKE = {"clients": [10], "rounds": 2, "warmup_rounds": 1, "profiled_rounds": 2,
@@ -24,7 +25,8 @@ TARGET_RATIO, TARGET_CLIENTS = 1.5, 1000  # the issue's goal: within 1.5x of Nod
 # What the profile's reading names: the share of Flack's work in each, with what it called.
 PROFILE_PARTS = {
     "sending each client its copy (engine.io's writer, and eventlet's WebSocket framing, "
-    "compressing and writing it)": "Socket._websocket_handler.<locals>.writer (engineio/socket.py)",
+    "compressing when agreed, and writing it)":
+        "Socket._websocket_handler.<locals>.writer (engineio/socket.py)",
     "the heartbeats (`still_here`, a database write each)": "still_here (flack/sockets.py)",
     "the POSTs that saved the messages": "new_message (flack/api/messages.py)",
     "the statistics pushed every 5 s": "push_stats_forever (flack/sockets.py)",
@@ -41,6 +43,7 @@ class Target:
     tokens: list
     body: dict  # what the poster POSTs to /api/messages
     headers: dict
+    compress: bool  # whether the clients offer to compress messages, as browsers do
     worker_pid: int | None = None  # the Python process to profile, for Flack
 
 
@@ -64,12 +67,14 @@ def measure(run):
         reference, reference_url = stack.enter_context(node.reference_running(work_dir))
         driver = stack.enter_context(node.driver_running(run.log_dir, run.progress))
         targets = make_targets(app, reference, reference_url, settings["users"])
-        payload_bytes = len(json.dumps(targets[1].body))
+        payload_bytes = len(json.dumps(targets[-1].body))
         for clients in settings["clients"]:
-            for target in targets:
-                profiled = target.label == FLACK and clients == most
+            for number, target in enumerate(targets):
+                profile_dir = None
+                if target.label in FLACKS and clients == most:
+                    profile_dir = run.work_dir(f"fan-out-profile-{number}")
                 samples.append(measure_target(run, driver, target, clients, settings,
-                                              work_dir if profiled else None))
+                                              profile_dir))
     return {"settings": {**settings, "server": "the Procfile's web: gunicorn with eventlet, "
                                               f"`--worker-connections {most + SPARE_CONNECTIONS}`",
                          "message_queue": "`LOCAL_BROKER_FOLDER` (no Redis)",
@@ -87,17 +92,23 @@ def make_targets(app, reference, reference_url, users):
     first = flackapp.call("POST", f"{app.base_url}/api/messages", {"source": SOURCE}, bearer)
     # The reference pushes what it is sent with a new id: Flack's message, as large as Flack's.
     template = {name: value for name, value in first.items() if name != "id"}
-    worker = processes.descendants(app.process.pid)
+    workers = processes.descendants(app.process.pid)
+    worker = workers[0] if workers else None
+    # The reference declines compression (socket.io's default): one run of it will do, whose
+    # clients offer it, so that the results show it declined.
     return [Target(FLACK, app.process.pid, app.base_url, tokens, {"source": SOURCE}, bearer,
-                   worker[0] if worker else None),
-            Target(NODE, reference.pid, reference_url, ["-"], template, {})]
+                   False, worker),
+            Target(FLACK_DEFLATE, app.process.pid, app.base_url, tokens, {"source": SOURCE},
+                   bearer, True, worker),
+            Target(NODE, reference.pid, reference_url, ["-"], template, {}, True)]
 
 
 def measure_target(run, driver, target, clients, settings, profile_dir):
     """Connect the clients, time the rounds (and profile more if asked), then disconnect."""
     opened = driver.ask({"do": "open", "kind": "socket", "base_url": target.base_url,
                          "tokens": target.tokens, "clients": clients,
-                         "heartbeat_ms": 20000}, 60 + clients * 0.2)
+                         "compress": target.compress, "heartbeat_ms": 20000},
+                        60 + clients * 0.2)
     time.sleep(SETTLE_SECONDS)
     rss = processes.group_rss_bytes(target.pgid)
     ask_rounds(driver, target, settings["warmup_rounds"], settings)
@@ -107,6 +118,7 @@ def measure_target(run, driver, target, clients, settings, profile_dir):
     wall = time.monotonic() - started
     server_cpu = processes.group_cpu_seconds(target.pgid) - cpu_before
     sample = {"label": target.label, "clients": clients, "connect_seconds": opened["seconds"],
+              "compression_offered": target.compress,
               "websocket_extensions": opened["websocket_extensions"],
               "rss_mib": round(rss / 1024 / 1024, 1), "rounds": rounds,
               "server_cores": round(server_cpu / wall, 2),
@@ -167,7 +179,7 @@ def describe(summary):
 
 
 def by_clients(samples):
-    """Return {clients: {label: sample}}."""
+    """Return {clients: {server's label: sample}}."""
     found = {}
     for sample in samples:
         found.setdefault(sample["clients"], {})[sample["label"]] = sample
@@ -175,14 +187,22 @@ def by_clients(samples):
 
 
 def ratios(samples):
-    """Return Flack's time over Node's, at p50 and p90, for each number of clients."""
+    """Return each Flack's time over Node's, at p50 and p90, for each number of clients."""
     found = []
-    for clients, pair in by_clients(samples).items():
-        flack, reference = pair[FLACK]["summary"]["all_ms"], pair[NODE]["summary"]["all_ms"]
-        found.append({"clients": clients, **{
-            p: round(flack[p] / reference[p], 2) if flack[p] and reference[p] else None
-            for p in ("p50", "p90")}})
+    for clients, group in by_clients(samples).items():
+        reference = group[NODE]["summary"]["all_ms"]
+        for label in FLACKS:
+            flack = group[label]["summary"]["all_ms"]
+            found.append({"clients": clients, "label": label, **{
+                p: round(flack[p] / reference[p], 2) if flack[p] and reference[p] else None
+                for p in ("p50", "p90")}})
     return found
+
+
+def ratio_of(results, clients, label, p="p50"):
+    """Return one Flack's time over Node's at a number of clients, or None."""
+    return next((r[p] for r in results["ratios"]
+                 if r["clients"] == clients and r["label"] == label), None)
 
 
 def failures(samples):
@@ -193,43 +213,44 @@ def failures(samples):
 
 
 def draw(results, path):
-    """Chart p50 and p90 until every client had the message, Flack and Node side by side."""
-    pairs = by_clients(results["runs"])
-    if any(pair[label]["summary"]["all_ms"]["p50"] is None
-           for pair in pairs.values() for label in (FLACK, NODE)):
+    """Chart p50 and p90 until every client had the message, for each server side by side."""
+    groups = by_clients(results["runs"])
+    labels = (*FLACKS, NODE)
+    if any(group[label]["summary"]["all_ms"]["p50"] is None
+           for group in groups.values() for label in labels):
         return  # some count of clients never got a message to all: the table says so
-    counts = sorted(pairs)
-    labels = [f"{clients:,} clients" for clients in counts]
-    ratio = {r["clients"]: r for r in results["ratios"]}
+    counts = sorted(groups)
 
     def panel(p):
+        notes = [" / ".join(f"{ratio_of(results, n, label, p):.1f}×" for label in FLACKS)
+                 for n in counts]
         return chart.Panel(
             f"{p}: until every client had it", "milliseconds",
-            [chart.Series(label, [pairs[n][label]["summary"]["all_ms"][p] for n in counts])
-             for label in (FLACK, NODE)],
-            [f"{ratio[n][p]:.1f}×" for n in counts])
+            [chart.Series(label, [groups[n][label]["summary"]["all_ms"][p] for n in counts])
+             for label in labels], notes)
 
     settings = results["settings"]
-    chart.bar_chart(path, "One message to every connected client", labels,
+    chart.bar_chart(path, "One message to every connected client",
+                    [f"{clients:,} clients" for clients in counts],
                     [panel("p50"), panel("p90")],
-                    note=f"{settings['rounds']} rounds per bar, one message at a time; "
-                         "above each pair: Flack's time over Node's")
+                    note=f"{settings['rounds']} rounds per bar, one message at a time; above "
+                         "each group: Flack's time over Node's, uncompressed / compressed")
 
 
 def table(results):
-    """Return, for each number of clients, both servers' times and Flack's ratio to Node's."""
-    rows = ["| Clients | Flack p50 / p90 (ms) | Node p50 / p90 (ms) | Flack ÷ Node p50 / p90 "
-            "| Flack: first client p50 (ms) | Load generator CPU per round, p50 (ms) "
-            "| Missing |",
-            "|--:|--:|--:|--:|--:|--:|--:|"]
-    ratio = {r["clients"]: r for r in results["ratios"]}
-    for clients, pair in sorted(by_clients(results["runs"]).items()):
-        flack, reference = pair[FLACK]["summary"], pair[NODE]["summary"]
-        rows.append(f"| {clients:,} | {times(flack)} | {times(reference)} "
-                    f"| {ratio_text(ratio[clients])} | {number(flack['first_ms_p50'])} "
-                    f"| {number(flack['loadgen_cpu_ms_p50'])} / "
-                    f"{number(reference['loadgen_cpu_ms_p50'])} "
-                    f"| {flack['missing']} / {reference['missing']} |")
+    """Return, for each number of clients, each server's times and Flack's ratios to Node's."""
+    rows = ["| Clients | Flack p50 / p90 (ms) | Flack, compressed p50 / p90 (ms) "
+            "| Node p50 / p90 (ms) | ÷ Node, p50: Flack / compressed "
+            "| First client, p50 (ms): Flack / compressed / Node "
+            "| Load generator CPU a round, p50 (ms): Flack / compressed / Node | Missing |",
+            "|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for clients, group in sorted(by_clients(results["runs"]).items()):
+        summaries = [group[label]["summary"] for label in (*FLACKS, NODE)]
+        ratio = " / ".join(multiple(ratio_of(results, clients, label)) for label in FLACKS)
+        rows.append(f"| {clients:,} | {' | '.join(times(s) for s in summaries)} | {ratio} "
+                    f"| {' / '.join(number(s['first_ms_p50']) for s in summaries)} "
+                    f"| {' / '.join(number(s['loadgen_cpu_ms_p50']) for s in summaries)} "
+                    f"| {sum(s['missing'] for s in summaries)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -238,91 +259,113 @@ def number(value):
     return "–" if value is None else f"{value:.0f}"
 
 
+def multiple(value):
+    """Format a ratio, or a dash for none."""
+    return "–" if value is None else f"{value:.1f}×"
+
+
 def times(summary):
     """Format the p50 and p90 until all had it."""
     return f"{number(summary['all_ms']['p50'])} / {number(summary['all_ms']['p90'])}"
 
 
-def ratio_text(ratio):
-    """Format the ratios at p50 and p90."""
-    return " / ".join("–" if ratio[p] is None else f"{ratio[p]:.1f}×" for p in ("p50", "p90"))
-
-
 def reading(results):
     """Say in numbers how far Flack is from Node at each N, and what limits Flack, from py-spy."""
-    pairs = by_clients(results["runs"])
-    ratio = {r["clients"]: r for r in results["ratios"]}
-    lines = []
-    for clients in sorted(pairs):
-        flack, reference = pairs[clients][FLACK], pairs[clients][NODE]
-        f_all, n_all = flack["summary"]["all_ms"], reference["summary"]["all_ms"]
-        if f_all["p50"] is None or n_all["p50"] is None:
-            lines.append(f"- {clients:,} clients: no comparison, since a message did not reach "
-                         "every client.")
-            continue
-        lines.append(
-            f"- {clients:,} clients: every client had the message after {f_all['p50']:.0f} ms "
-            f"from Flack (p50; p90 {f_all['p90']:.0f} ms) and {n_all['p50']:.0f} ms from Node "
-            f"(p90 {n_all['p90']:.0f} ms): Flack took {ratio[clients]['p50']:.1f}× as long. "
-            f"Flack's first client had it after {flack['summary']['first_ms_p50']:.0f} ms; "
-            f"Flack's process group kept {flack['server_cores']:.2f} cores busy during the "
-            f"rounds, and Node's {reference['server_cores']:.2f}. Flack held "
-            f"{flack['rss_mib']:.0f} MiB with the clients connected, Node "
-            f"{reference['rss_mib']:.0f} MiB.")
-    most = max(pairs)
-    goal = ratio.get(TARGET_CLIENTS, {}).get("p50")
-    if goal is not None:
-        verdict = "meets" if goal <= TARGET_RATIO else "misses"
-        lines.append(f"- At {TARGET_CLIENTS:,} clients Flack {verdict} the goal of being within "
-                     f"{TARGET_RATIO:g}× of Node's time (p50: {goal:.1f}×).")
+    groups = by_clients(results["runs"])
+    lines = [clients_reading(results, clients, groups[clients]) for clients in sorted(groups)]
+    lines.append(goal_reading(results))
+    most = max(groups)
+    group = groups[most]
     lines.append(
-        f"- The load generator itself needed "
-        f"{pairs[most][NODE]['summary']['loadgen_cpu_ms_p50']:.0f} ms of CPU a round to take "
-        f"in {most:,} messages: no time below that can be measured here, so Node's times, and "
-        f"the ratios, are bounded by it.")
-    stats = pairs[most][FLACK]["summary"]["rounds_with_stats_push"]
-    lines.append(f"- {stats} of Flack's {pairs[most][FLACK]['summary']['rounds']} rounds at "
-                 f"{most:,} clients overlapped a push of the statistics to every client "
-                 "(every 5 s), and each client's heartbeat (every 20 s) is a database write.")
-    compression = compression_reading(pairs[most])
+        f"- To take in {most:,} messages, the load generator needed "
+        f"{number(group[FLACK]['summary']['loadgen_cpu_ms_p50'])}, "
+        f"{number(group[FLACK_DEFLATE]['summary']['loadgen_cpu_ms_p50'])} and "
+        f"{number(group[NODE]['summary']['loadgen_cpu_ms_p50'])} ms of CPU a round (p50; "
+        "Flack, compressed, Node). No time shorter than that can be measured here: where "
+        "Node's time comes close to it, the servers' own difference is larger than the "
+        "ratio says. Compressed messages cost the load generator the most, since it inflates "
+        "every copy, where browsers would each inflate their own: that time is in the "
+        "compressed rounds too.")
+    stats = sum(group[label]["summary"]["rounds_with_stats_push"] for label in FLACKS)
+    rounds = sum(group[label]["summary"]["rounds"] for label in FLACKS)
+    lines.append(f"- {stats} of Flack's {rounds} rounds at {most:,} clients met a push of the "
+                 "statistics to every client (every 5 s), and each client's heartbeat (every "
+                 "20 s) is a write to the database.")
+    compression = compression_reading(group)
     if compression:
         lines.append(compression)
-    lines.append(profile_reading(pairs[most][FLACK].get("profile"), most))
-    return "\n".join(lines) + "\n"
+    for label in FLACKS:
+        lines.append(profile_reading(label, group[label].get("profile"), most))
+    return "\n".join(line for line in lines if line) + "\n"
 
 
-def profile_reading(summary, clients):
-    """Say where Flack's worker spent its time during the profiled rounds."""
+def clients_reading(results, clients, group):
+    """Say in numbers how each server did at one number of clients."""
+    summaries = {label: group[label]["summary"] for label in (*FLACKS, NODE)}
+    if any(s["all_ms"]["p50"] is None for s in summaries.values()):
+        return (f"- {clients:,} clients: no comparison, since a message did not reach every "
+                "client.")
+    every = {label: s["all_ms"] for label, s in summaries.items()}
+    return (
+        f"- {clients:,} clients: every client had the message after {every[FLACK]['p50']:.0f} "
+        f"ms from Flack (p50; p90 {every[FLACK]['p90']:.0f} ms), "
+        f"{every[FLACK_DEFLATE]['p50']:.0f} ms from Flack compressing it (p90 "
+        f"{every[FLACK_DEFLATE]['p90']:.0f} ms) and {every[NODE]['p50']:.0f} ms from Node (p90 "
+        f"{every[NODE]['p90']:.0f} ms): {multiple(ratio_of(results, clients, FLACK))} and "
+        f"{multiple(ratio_of(results, clients, FLACK_DEFLATE))} Node's time. The first client "
+        f"had it after {summaries[FLACK]['first_ms_p50']:.0f}, "
+        f"{summaries[FLACK_DEFLATE]['first_ms_p50']:.0f} and "
+        f"{summaries[NODE]['first_ms_p50']:.0f} ms. During the rounds the servers kept "
+        f"{group[FLACK]['server_cores']:.2f}, {group[FLACK_DEFLATE]['server_cores']:.2f} and "
+        f"{group[NODE]['server_cores']:.2f} cores busy, and held {group[FLACK]['rss_mib']:.0f}, "
+        f"{group[FLACK_DEFLATE]['rss_mib']:.0f} and {group[NODE]['rss_mib']:.0f} MiB of "
+        "memory with the clients connected.")
+
+
+def goal_reading(results):
+    """Say whether Flack is within the goal's ratio of Node at the goal's number of clients."""
+    found = {label: ratio_of(results, TARGET_CLIENTS, label) for label in FLACKS}
+    if None in found.values():
+        return None
+    within = [label for label, value in found.items() if value <= TARGET_RATIO]
+    verdict = "both within it" if len(within) == 2 else \
+        f"only {within[0]} within it" if within else "neither within it"
+    return (f"- The goal: Flack within {TARGET_RATIO:g}× of Node's time at {TARGET_CLIENTS:,} "
+            f"clients. It took {multiple(found[FLACK])} uncompressed and "
+            f"{multiple(found[FLACK_DEFLATE])} compressed (p50): {verdict}.")
+
+
+def compression_reading(group):
+    """Say which server compressed its WebSocket messages when the clients offered it."""
+    agreed = {label: "permessage-deflate" in (group[label]["websocket_extensions"] or "")
+              for label in (FLACK_DEFLATE, NODE)}
+    return (f"- When the clients offered to compress messages (permessage-deflate, as browsers "
+            f"do), Flack {'accepted' if agreed[FLACK_DEFLATE] else 'declined'}: eventlet's "
+            f"WebSocket then compresses each push once for each client. Node "
+            f"{'accepted' if agreed[NODE] else 'declined'}, as socket.io does by default.")
+
+
+def profile_reading(label, summary, clients):
+    """Say where one Flack's worker spent its time during its profiled rounds."""
     if not summary:
-        return "- Flack was not profiled."
+        return None
     if "problem" in summary or not summary.get("samples"):
-        return f"- Flack could not be profiled: {summary.get('problem', 'py-spy took no samples')}."
+        return (f"- {label} could not be profiled: "
+                f"{summary.get('problem', 'py-spy took no samples')}.")
     parts = "; ".join(f"{part['share']:.0%} in {part['name']}" for part in summary["parts"])
     functions = ", ".join(f"`{item['name']}` {item['share']:.0%}"
                           for item in summary["own_by_function"][:3])
-    return (f"- Where Flack's time goes at {clients:,} clients: py-spy sampled its worker through "
-            f"more rounds, not counted above. Of {summary['samples']} samples of work, "
+    return (f"- Where the time goes, {label}, {clients:,} clients: py-spy sampled the worker "
+            f"through {summary['samples']} moments of work in more rounds, not counted above: "
             f"{parts}. The functions with the most time of their own: {functions}.")
-
-
-def compression_reading(pair):
-    """Say which server compressed its WebSocket messages, as the clients had offered."""
-    agreed = {label: bool(sample["websocket_extensions"]) and
-              "permessage-deflate" in sample["websocket_extensions"]
-              for label, sample in pair.items()}
-    if agreed[FLACK] == agreed[NODE]:
-        return None
-    which, other = (FLACK, NODE) if agreed[FLACK] else (NODE, FLACK)
-    return (f"- The clients offered to compress their WebSocket messages (permessage-deflate, as "
-            f"browsers do): {which} accepted, so it compressed each push once for each client; "
-            f"{other} declined.")
 
 
 SCENARIO = Scenario(
     name="fan-out", number=6,
     title="Fan-out against a Node.js Socket.IO reference",
     question="How long one message takes to reach every one of 100, 500 and 1,000 connected "
-             "clients (p50 and p90), from Flack at v0.17 in one process and from a minimal "
-             "Node.js socket.io server, and Flack's time over Node's.",
+             "clients (p50 and p90), from Flack at v0.17 in one process, with and without "
+             "compressing its WebSocket messages, and from a minimal Node.js socket.io "
+             "server; Flack's time over Node's; and where Flack's time goes.",
     stages=(STAGE,), also_needs="Node.js and npm", needs_wrk=False,
     measure=measure, chart=draw, table=table, reading=reading)
