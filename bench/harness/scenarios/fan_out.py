@@ -111,10 +111,10 @@ def measure_target(run, driver, target, clients, settings, profile_dir):
                         60 + clients * 0.2)
     time.sleep(SETTLE_SECONDS)
     rss = processes.group_rss_bytes(target.pgid)
-    ask_rounds(driver, target, settings["warmup_rounds"], settings)
+    ask_rounds(driver, target, settings["warmup_rounds"], settings["pause_seconds"])
     cpu_before = processes.group_cpu_seconds(target.pgid)
     started = time.monotonic()
-    rounds = ask_rounds(driver, target, settings["rounds"], settings)
+    rounds = ask_rounds(driver, target, settings["rounds"], settings["pause_seconds"])
     wall = time.monotonic() - started
     server_cpu = processes.group_cpu_seconds(target.pgid) - cpu_before
     sample = {"label": target.label, "clients": clients, "connect_seconds": opened["seconds"],
@@ -131,13 +131,13 @@ def measure_target(run, driver, target, clients, settings, profile_dir):
     return sample
 
 
-def ask_rounds(driver, target, count, settings):
+def ask_rounds(driver, target, count, pause_seconds):
     """Have the driver post count messages, one at a time; return each round's timings."""
     answer = driver.ask({"do": "rounds", "base_url": target.base_url, "path": "/api/messages",
                          "body": target.body, "headers": target.headers, "rounds": count,
-                         "pause_ms": settings["pause_seconds"] * 1000,
+                         "pause_ms": pause_seconds * 1000,
                          "wait_ms": ARRIVAL_WAIT_SECONDS * 1000},
-                        count * (ARRIVAL_WAIT_SECONDS + settings["pause_seconds"] + 10) + 30)
+                        count * (ARRIVAL_WAIT_SECONDS + pause_seconds + 10) + 30)
     return [{name: round(value, 2) if isinstance(value, float) else value
              for name, value in one.items()} for one in answer["rounds"]]
 
@@ -147,7 +147,8 @@ def profiled(driver, target, settings, profile_dir):
     if target.worker_pid is None:
         return {"problem": "gunicorn's worker was not found"}
     with profile.recording(target.worker_pid, profile_dir, PROFILE_PARTS) as summary:
-        ask_rounds(driver, target, settings["profiled_rounds"], settings)
+        # Back to back, so that the samples are of broadcasts, and of what else runs meanwhile.
+        ask_rounds(driver, target, settings["profiled_rounds"], 0)
     return summary
 
 
@@ -356,7 +357,8 @@ def profile_reading(label, summary, clients):
     functions = ", ".join(f"`{item['name']}` {item['share']:.0%}"
                           for item in summary["own_by_function"][:3])
     return (f"- Where the time goes, {label}, {clients:,} clients: py-spy sampled the worker "
-            f"through {summary['samples']} moments of work in more rounds, not counted above: "
+            f"through {summary['samples']} moments of work in more rounds, back to back and not "
+            f"counted above: "
             f"{parts}. The functions with the most time of their own: {functions}.")
 
 
