@@ -56,10 +56,7 @@ def measure(run):
     node.install(run.log_dir / "npm-bench-node.log")
     stage_copy = run.checkout(STAGE)
     work_dir = run.work_dir("fan-out")
-    # gunicorn.conf.py's worker takes 1,000 connections at most: 1,000 clients would leave
-    # none for the poster, whose POST would wait forever.
-    server = flackapp.Server("gunicorn + eventlet", "procfile-web",
-                             f"--worker-connections {most + SPARE_CONNECTIONS}")
+    server = flackapp.Server("gunicorn + eventlet", "procfile-web")
     samples = []
     with contextlib.ExitStack() as stack:
         app = stack.enter_context(flackapp.running(
@@ -75,8 +72,7 @@ def measure(run):
                     profile_dir = run.work_dir(f"fan-out-profile-{number}")
                 samples.append(measure_target(run, driver, target, clients, settings,
                                               profile_dir))
-    return {"settings": {**settings, "server": "the Procfile's web: gunicorn with eventlet, "
-                                              f"`--worker-connections {most + SPARE_CONNECTIONS}`",
+    return {"settings": {**settings, "server": "the Procfile's web: gunicorn with eventlet",
                          "message_queue": "`LOCAL_BROKER_FOLDER` (no Redis)",
                          "stats_push_interval_seconds": "5 (v0.17's default)",
                          "heartbeat_seconds": 20, "payload_bytes": payload_bytes},

@@ -1,4 +1,4 @@
-"""The scenarios whose stages do not exist yet: registered, so that the page lists them."""
+"""The scenarios not written yet: registered, so that the page and `list` name them."""
 from . import Scenario
 
 SCENARIOS = [
