@@ -84,11 +84,15 @@ async function openPollingTabs({ base_url: baseUrl, tokens, clients, poll_ms: po
   await Promise.all(tabs.map((tab, index) => tab.start((index * pollMs) / clients)));
 }
 
-/** Open Socket.IO tabs a batch at a time, then start their heartbeats, evenly spread too. */
-async function openSocketTabs({ base_url: baseUrl, tokens, clients, heartbeat_ms: heartbeatMs,
-  compress = true }) {
+/** Open Socket.IO tabs a batch at a time, then start their heartbeats, evenly spread too.
+ *
+ * base_urls, instead of base_url: the tabs take turns, tab n connecting to base_urls[n % length].
+ */
+async function openSocketTabs({ base_url: baseUrl, base_urls: baseUrls = [baseUrl], tokens,
+  clients, heartbeat_ms: heartbeatMs, compress = true }) {
   tabs = Array.from({ length: clients }, (_, index) => new SocketTab({
-    index, baseUrl, token: tokens[index % tokens.length], compress, arrivals, counters,
+    index, baseUrl: baseUrls[index % baseUrls.length], token: tokens[index % tokens.length],
+    compress, arrivals, counters,
   }));
   for (let first = 0; first < clients; first += CONNECT_BATCH) {
     const batch = tabs.slice(first, first + CONNECT_BATCH);

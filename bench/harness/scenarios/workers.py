@@ -1,0 +1,337 @@
+"""Scenario 5: one gunicorn process against two, sharing their pushes through Redis (v0.18)."""
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+from .. import chart, flackapp, node, processes
+from ..numbers import distribution, percentile
+from . import Scenario
+
+STAGE = "v0.18"
+SERVER = flackapp.Server("gunicorn + eventlet", "procfile-web")
+FULL = {"clients": 200, "users": 10, "messages": 600, "messages_per_second": 30}
+SMOKE = {"clients": 10, "users": 2, "messages": 10, "messages_per_second": 5}
+PROCESS_COUNTS = (1, 2)
+# A database of Redis's own for the benchmark, unless REDIS_URL says which server to use.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SETTLE_SECONDS = 2  # after the clients connect: the servers' first pushes to them are out
+ARRIVAL_WAIT_SECONDS = 30  # after the last POST, for every client to have every message
+QUIET_WAIT_SECONDS = 60  # after the clients close, for the servers to finish with them
+# Run with the stage's python, which has the redis package: delete one set's keys.
+FORGET_KEYS = ("import redis, sys\n"
+               "client = redis.Redis.from_url(sys.argv[1])\n"
+               "for key in client.scan_iter(match=sys.argv[2] + '*'):\n"
+               "    client.delete(key)\n")
+
+
+@dataclass
+class ServerSet:
+    """Some web processes of one stage, nginx in front, one database, one Redis prefix."""
+
+    label: str
+    webs: list  # flackapp.RunningApp, one per gunicorn
+    nginx: object  # its Popen
+    proxy_url: str
+    redis_prefix: str
+
+    def groups(self):
+        """Return the process groups of the gunicorns, whose CPU time is read."""
+        return [web.process.pid for web in self.webs]
+
+
+def neighbouring_free_ports(count):
+    """Return the first of count free ports in a row, as honcho numbers its web processes."""
+    while True:
+        first = flackapp.free_port()
+        if all(port_is_free(first + n) for n in range(1, count)):
+            return first
+
+
+def port_is_free(port):
+    """Say whether nothing listens on a loopback port."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_web(stage_copy, env, port, log_path):
+    """Start one gunicorn, as honcho starts the Procfile's web, and wait until it answers."""
+    env = {**env, "PORT": str(port)}
+    process = processes.start(flackapp.server_command(stage_copy, SERVER, port),
+                              stage_copy.tree, env, log_path)
+    web = flackapp.RunningApp(SERVER, process, f"http://127.0.0.1:{port}", log_path, env)
+    flackapp.wait_until_up(web)
+    return web
+
+
+def start_nginx(stage_copy, first_port, count, folder):
+    """Write the stage's nginx configuration for count web processes; start nginx on it."""
+    port = flackapp.free_port()
+    processes.run([sys.executable, "deploy/local_nginx.py", "--web-processes", str(count),
+                   "--first-web-port", str(first_port), "--port", str(port),
+                   "--folder", folder], stage_copy.tree, None, folder.parent / "nginx.log", 30)
+    process = processes.start([NGINX, "-e", "stderr", "-p", folder, "-c", folder / "nginx.conf"],
+                              stage_copy.tree, None, folder.parent / "nginx.log")
+    node.wait_for_port(process, port, folder.parent / "nginx.log")
+    return process, f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def started(run, stage_copy, count, redis_url):
+    """Start count gunicorns with nginx in front, on a SQLite file of their own; yield a set."""
+    label = f"{count} process" + ("es" if count > 1 else "")
+    work_dir = run.work_dir(f"workers-{count}")
+    prefix = f"bench-workers-{count}-{secrets.token_hex(4)}:"
+    env = flackapp.app_env(stage_copy, SERVER, 0, work_dir / "flack.sqlite",
+                           {"REDIS_URL": redis_url, "REDIS_PREFIX": prefix})
+    processes.run(flackapp.setup_command(stage_copy, SERVER), stage_copy.tree, env,
+                  work_dir / "release.log", flackapp.SETUP_SECONDS)
+    first_port = neighbouring_free_ports(count)
+    webs = []
+    nginx = None
+    try:
+        for number in range(count):
+            webs.append(start_web(stage_copy, env, first_port + number,
+                                  work_dir / f"web{number}.log"))
+        nginx, proxy_url = start_nginx(stage_copy, first_port, count, work_dir / "nginx")
+        yield ServerSet(label, webs, nginx, proxy_url, prefix)
+    finally:
+        for process in [nginx, *(web.process for web in webs)]:
+            if process is not None:
+                processes.kill(process)
+        processes.run([stage_copy.python, "-c", FORGET_KEYS, redis_url, prefix],
+                      stage_copy.tree, env, work_dir / "release.log", 30)
+
+
+def measure(run):
+    """Start both sets side by side; connect the clients to each in turn, then post to it."""
+    settings = run.settings(FULL, SMOKE)
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    node.install(run.log_dir / "npm-bench-node.log")
+    stage_copy = run.checkout(STAGE)
+    with contextlib.ExitStack() as stack:
+        driver = stack.enter_context(node.driver_running(run.log_dir, run.progress))
+        sets = [stack.enter_context(started(run, stage_copy, count, redis_url))
+                for count in PROCESS_COUNTS]
+        runs = [measure_set(run, driver, server_set, settings) for server_set in sets]
+    return {"settings": {**settings, "server": "the Procfile's web: gunicorn with eventlet, "
+                                               "one worker each, behind deploy/local_nginx.py",
+                         "message_queue": f"Redis at {describe_redis(redis_url)}, a "
+                                          "REDIS_PREFIX for each set",
+                         "database": "a SQLite file for each set",
+                         "clients_connect_to": "the web processes' own ports, in turn",
+                         "poster_posts_to": "nginx"},
+            "load_generator": node.describe(), "cores": os.cpu_count(), "runs": runs,
+            "failures": failures(runs)}
+
+
+def describe_redis(redis_url):
+    """Name the Redis used, without a password that REDIS_URL may hold."""
+    return redis_url if redis_url == DEFAULT_REDIS_URL else "REDIS_URL from the environment"
+
+
+def login(server_set, settings):
+    """Register the readers and the poster; return their tokens and post a first message."""
+    base_url = server_set.proxy_url
+    tokens = [flackapp.new_token(base_url, f"reader{n + 1}") for n in range(settings["users"])]
+    poster = flackapp.new_token(base_url, "poster")
+    flackapp.call("POST", f"{base_url}/api/messages", {"source": "Warming up."},
+                  {"Authorization": f"Bearer {poster}"})
+    return tokens, poster
+
+
+def measure_set(run, driver, server_set, settings):
+    """Connect the clients half to each process, post at a fixed rate, then disconnect."""
+    tokens, poster = login(server_set, settings)
+    clients = settings["clients"]
+    opened = driver.ask({"do": "open", "kind": "socket", "tokens": tokens, "clients": clients,
+                         "base_urls": [web.base_url for web in server_set.webs],
+                         "compress": True, "heartbeat_ms": 20000}, 60 + clients * 0.2)
+    time.sleep(SETTLE_SECONDS)
+    cpu_before = cpu_readings(server_set)
+    started_at = time.monotonic()
+    delivery = driver.ask({
+        "do": "deliver", "base_url": server_set.proxy_url, "token": poster,
+        "messages": settings["messages"],
+        "interval_ms": 1000 / settings["messages_per_second"],
+        "wait_ms": ARRIVAL_WAIT_SECONDS * 1000, "source": "A message to everyone"},
+        settings["messages"] / settings["messages_per_second"] * 3 + ARRIVAL_WAIT_SECONDS + 60)
+    seconds = time.monotonic() - started_at
+    used = {name: value - cpu_before[name] for name, value in cpu_readings(server_set).items()}
+    summary = summarize(delivery, seconds, used)
+    run.progress(f"{server_set.label}, {clients} clients connected in {opened['seconds']:.1f} s, "
+                 f"{settings['messages']} messages: {describe(summary)}")
+    driver.ask({"do": "close"}, 60)
+    for group in server_set.groups():
+        processes.wait_until_quiet(group, QUIET_WAIT_SECONDS)
+    return {"label": server_set.label, "processes": len(server_set.webs), "clients": clients,
+            "connect_seconds": round(opened["seconds"], 2),
+            "delivery": {key: value for key, value in delivery.items() if key != "messages"},
+            "summary": summary}
+
+
+def cpu_readings(server_set):
+    """Return the CPU seconds used so far by the set's gunicorns, its nginx, and every core."""
+    return {"servers": sum(processes.group_cpu_seconds(group) for group in server_set.groups()),
+            "nginx": processes.group_cpu_seconds(server_set.nginx.pid),
+            "machine": processes.machine_busy_seconds()}
+
+
+def summarize(delivery, seconds, used):
+    """Sum a delivery up: deliveries a second, latency over every (client, message), lost."""
+    latencies = [ms for m in delivery["messages"] for ms in m["latencies_ms"]]
+    arrived = [ms for ms in latencies if ms is not None]
+    return {"seconds": round(seconds, 2), "deliveries": len(arrived),
+            "lost": len(latencies) - len(arrived),
+            "delivered_per_second": round(len(arrived) / seconds, 1),
+            "posted_per_second": round(len(delivery["messages"]) / seconds, 1),
+            "latency_ms": latency_distribution(arrived),
+            "post_ms": distribution([m["post_ms"] for m in delivery["messages"]]),
+            "server_cores": round(used["servers"] / seconds, 2),
+            "nginx_cores": round(used["nginx"] / seconds, 2),
+            "machine_cores": round(used["machine"] / seconds, 2),
+            "loadgen_cores": round(delivery["loadgen_cpu_seconds"] / seconds, 2),
+            "disconnects": delivery["disconnects"], "http_errors": delivery["http_errors"]}
+
+
+def latency_distribution(arrived):
+    """Return the latencies' count, p50, p95, mean and highest, and their p99 (None if none)."""
+    found = distribution(arrived)
+    if found:
+        found["p99"] = round(percentile(sorted(arrived), 99), 1)
+    return found
+
+
+def describe(summary):
+    """Say in a few words how a delivery went, for the progress line."""
+    latency = summary["latency_ms"]
+    arrived = "nothing arrived" if latency is None else \
+        f"p50 {latency['p50']:.0f} ms, p99 {latency['p99']:.0f} ms"
+    return (f"{summary['delivered_per_second']:,.0f} deliveries/s, {arrived}, "
+            f"{summary['lost']} lost, servers {summary['server_cores']:.2f} cores, "
+            f"load generator {summary['loadgen_cores']:.2f} in {summary['seconds']:.0f} s")
+
+
+def failures(runs):
+    """List the sets that lost a delivery, dropped a client or failed a POST."""
+    found = []
+    for run in runs:
+        summary = run["summary"]
+        if summary["lost"] or summary["disconnects"] or summary["http_errors"]:
+            found.append(f"{run['label']}: {summary['lost']} deliveries lost, "
+                         f"{summary['disconnects']} clients dropped, "
+                         f"{summary['http_errors']} POSTs failed "
+                         f"({run['delivery']['last_error']})")
+    return found
+
+
+def draw(results, path):
+    """Chart deliveries a second, and latency p50 and p99, for each set side by side."""
+    runs = results["runs"]
+    if any(run["summary"]["latency_ms"] is None for run in runs):
+        return  # nothing arrived somewhere: the table says so
+    labels = [run["label"] for run in runs]
+
+    def series(name, pick):
+        return chart.Series(name, [pick(run["summary"]) for run in runs])
+
+    settings = results["settings"]
+    chart.bar_chart(
+        path, "One process, or two, at a fixed rate of messages", labels,
+        [chart.Panel("Delivered to the clients", "deliveries a second",
+                     [series("deliveries/s", lambda s: s["delivered_per_second"])]),
+         chart.Panel("Latency, POST to a client's copy", "milliseconds",
+                     [series("p50", lambda s: s["latency_ms"]["p50"]),
+                      series("p99", lambda s: s["latency_ms"]["p99"])])],
+        note=f"{settings['clients']} Socket.IO clients, {settings['messages']} messages posted "
+             f"at {settings['messages_per_second']} a second; v0.18 with Redis")
+
+
+def table(results):
+    """Return each set's deliveries a second, latency, losses and CPU as a markdown table."""
+    rows = ["| Server | Clients | Deliveries/s | Latency p50 / p99 / max (ms) | Lost "
+            "| POST p50 (ms) | CPU (cores): gunicorns / nginx / load generator / whole machine |",
+            "|---|--:|--:|--:|--:|--:|--:|"]
+    for run in results["runs"]:
+        s = run["summary"]
+        latency = s["latency_ms"]
+        times = "none arrived" if latency is None else \
+            f"{latency['p50']:.0f} / {latency['p99']:.0f} / {latency['max']:.0f}"
+        rows.append(f"| {run['label']} | {run['clients']} | {s['delivered_per_second']:,.0f} "
+                    f"| {times} | {s['lost']} | {s['post_ms']['p50']:.0f} "
+                    f"| {s['server_cores']:.2f} / {s['nginx_cores']:.2f} / "
+                    f"{s['loadgen_cores']:.2f} / {s['machine_cores']:.2f} |")
+    return "\n".join(rows)
+
+
+def reading(results):
+    """Say how the sets were run and loaded, and what the numbers show."""
+    settings = results["settings"]
+    runs = {run["processes"]: run["summary"] for run in results["runs"]}
+    lines = [
+        f"- Each set is v0.18 as `make serve` runs it, without its worker and beat (these "
+        f"messages have no links): gunicorn processes on neighbouring ports behind the nginx "
+        f"that `deploy/local_nginx.py` writes, {settings['database']}, and "
+        f"{settings['message_queue']}. Both sets run side by side; each is measured in turn.",
+        f"- nginx's `ip_hash` sends every client from 127.0.0.1 to the same process, so the "
+        f"{settings['clients']} clients connect to the web processes' own ports, taking turns: "
+        f"with two processes, half to each, as clients from many addresses would be spread. "
+        f"The poster goes through nginx, {settings['messages']} messages at "
+        f"{settings['messages_per_second']} a second, each to every client.",
+        "- Deliveries a second: the copies the clients received, over the time from the "
+        "first POST until the last client had the last message.",
+    ]
+    if all(runs[n]["latency_ms"] for n in PROCESS_COUNTS):
+        one, two = runs[1], runs[2]
+        lines.append(
+            f"- One process delivered {one['delivered_per_second']:,.0f} a second, p50 "
+            f"{one['latency_ms']['p50']:.0f} ms and p99 {one['latency_ms']['p99']:.0f} ms, "
+            f"using {one['server_cores']:.2f} cores; two delivered "
+            f"{two['delivered_per_second']:,.0f} a second, p50 {two['latency_ms']['p50']:.0f} "
+            f"ms and p99 {two['latency_ms']['p99']:.0f} ms, using {two['server_cores']:.2f} "
+            f"cores between them.")
+        lines.append(limit_reading(settings, results["cores"], one, two))
+    return "\n".join(lines)
+
+
+def kept_up(settings, summary):
+    """Say whether a set delivered, within 5%, every copy it was offered a second."""
+    offered = settings["messages_per_second"] * settings["clients"]
+    return summary["delivered_per_second"] >= 0.95 * offered
+
+
+def limit_reading(settings, cores, one, two):
+    """Say whether each set kept up with the poster, and where the machine's cores went."""
+    offered = settings["messages_per_second"] * settings["clients"]
+    verdict = {True: "kept up", False: "fell behind"}
+    return (f"- The poster offered {offered:,} copies a second ({settings['messages_per_second']}"
+            f" messages × {settings['clients']} clients): one process "
+            f"{verdict[kept_up(settings, one)]}, two {verdict[kept_up(settings, two)]}. "
+            f"Everything shares this machine's {cores} cores: while one process "
+            f"served, the whole machine was {one['machine_cores']:.2f} cores busy (gunicorn "
+            f"{one['server_cores']:.2f}, nginx {one['nginx_cores']:.2f}, the load generator "
+            f"{one['loadgen_cores']:.2f}, the rest Redis and the system); with two, "
+            f"{two['machine_cores']:.2f} (gunicorns {two['server_cores']:.2f}, nginx "
+            f"{two['nginx_cores']:.2f}, the load generator {two['loadgen_cores']:.2f}). A second "
+            f"process can only help while a core is free for it: each process also reads every "
+            f"message back from Redis and sends its own clients their copies, and the clients "
+            f"themselves run on the same cores.")
+
+
+SCENARIO = Scenario(
+    name="workers", number=5,
+    title="One process, or several",
+    question="Messages delivered a second to 200 Socket.IO clients, and their latency (p50, "
+             "p99), with one gunicorn process and with two sharing pushes through Redis, "
+             "each behind nginx, at v0.18, while a poster posts at a fixed rate.",
+    stages=(STAGE,), also_needs="Node.js and npm, Redis, nginx", needs_wrk=False,
+    max_minutes=10, measure=measure, chart=draw, table=table, reading=reading)
