@@ -270,7 +270,7 @@ def table(results):
                     f"| {times} | {s['lost']} | {s['post_ms']['p50']:.0f} "
                     f"| {s['server_cores']:.2f} / {s['nginx_cores']:.2f} / "
                     f"{s['loadgen_cores']:.2f} / {s['machine_cores']:.2f} |")
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n"
 
 
 def reading(results):
