@@ -11,8 +11,8 @@ from . import Scenario
 STAGE = "v0.17"
 FLACK, FLACK_DEFLATE, NODE = "Flack v0.17", "Flack v0.17, compressed", "Node.js socket.io"
 FLACKS = (FLACK, FLACK_DEFLATE)
-FULL = {"clients": [100, 500, 1000], "rounds": 30, "warmup_rounds": 5, "profiled_rounds": 15,
-        "users": 10, "pause_seconds": 0.25}
+FULL = {"clients": [100, 500, 1000], "rounds": 20, "warmup_rounds": 3, "profiled_rounds": 10,
+        "users": 10, "pause_seconds": 0.2}
 SMOKE = {"clients": [10], "rounds": 2, "warmup_rounds": 1, "profiled_rounds": 2,
          "users": 2, "pause_seconds": 0.1}
 SOURCE = ("Has anyone tried the **new build** yet? The deploy script runs `make test` first "

@@ -20,7 +20,7 @@ PREVIEW_WAIT_SECONDS = 20
 # retry would only add seconds to a failure. v0.13 has no LINK_PREVIEW_RETRIES, and ignores it.
 APP_SETTINGS = {"LINK_PREVIEWS": "1", "LINK_PREVIEW_ALLOW_PRIVATE": "1",
                 "LINK_PREVIEW_RETRIES": "0"}
-FULL = {"posts": 20, "warmup_posts": 1, "repetitions": 3}
+FULL = {"posts": 10, "warmup_posts": 1, "repetitions": 2}
 SMOKE = {"posts": 3, "warmup_posts": 1, "repetitions": 1}
 WHERE = {BEFORE: "in the request", AFTER: "in a Celery task"}
 

@@ -11,7 +11,7 @@ from . import Scenario
 STAGES = POLLING, PUSH = ("v0.13", "v0.17")
 HOW = {POLLING: "polling", PUSH: "Socket.IO pushes"}
 SERVER = flackapp.Server("gunicorn + eventlet", "procfile-web")
-FULL = {"tabs": 100, "users": 10, "idle_seconds": 60, "messages": 30,
+FULL = {"tabs": 100, "users": 10, "idle_seconds": 60, "messages": 12,
         "message_interval_seconds": 1.0}
 SMOKE = {"tabs": 5, "users": 2, "idle_seconds": 2, "messages": 3,
          "message_interval_seconds": 0.5}

@@ -12,7 +12,7 @@ SERVERS = (
     flackapp.Server("gunicorn + eventlet", "procfile-web"),
     flackapp.Server("gunicorn + gevent", "procfile-web", "--worker-class gevent"),
 )
-FULL = {"connections": 50, "warmup_seconds": 5, "seconds": 20, "repetitions": 3,
+FULL = {"connections": 50, "warmup_seconds": 2, "seconds": 8, "repetitions": 2,
         "messages": 50}
 SMOKE = {"connections": 50, "warmup_seconds": 1, "seconds": 1, "repetitions": 1,
          "messages": 5}

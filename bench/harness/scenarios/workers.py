@@ -14,7 +14,7 @@ from . import Scenario
 
 STAGE = "v0.18"
 SERVER = flackapp.Server("gunicorn + eventlet", "procfile-web")
-FULL = {"clients": 200, "users": 10, "messages": 600, "messages_per_second": 30}
+FULL = {"clients": 200, "users": 10, "messages": 400, "messages_per_second": 30}
 SMOKE = {"clients": 10, "users": 2, "messages": 10, "messages_per_second": 5}
 PROCESS_COUNTS = (1, 2)
 # A database of Redis's own for the benchmark, unless REDIS_URL says which server to use.
