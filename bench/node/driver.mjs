@@ -137,23 +137,33 @@ async function post(agent, baseUrl, path, body, headers) {
   return { id: message.id, sentAt, postMs: now() - sentAt };
 }
 
-/** Post messages every interval_ms, then wait for each tab to have each; answer the latencies. */
-async function deliver({ base_url: baseUrl, token, messages, interval_ms: intervalMs,
-  wait_ms: waitMs, source }) {
-  const agent = oneConnection();
+/**
+ * Post a message every interval_ms, over `posters` connections in turn (to base_url, or
+ * to each of base_urls in turn), then wait for each
+ * tab to have each; answer the latencies. A message is due on its beat, whatever the POSTs
+ * before it took: one that finds its connection still busy waits for it, and that wait
+ * counts in its latency, as it would for a person whose message is slow to go out.
+ */
+async function deliver({ base_url: baseUrl, base_urls: baseUrls = [baseUrl], token, messages,
+  interval_ms: intervalMs, wait_ms: waitMs, source, posters = 1 }) {
+  const agents = Array.from({ length: posters }, () => oneConnection());
   const headers = { Authorization: `Bearer ${token}` };
   const before = structuredClone(counters);
   const cpu = process.cpuUsage();
   const started = now();
-  const posts = [];
+  const pending = [];
   for (let n = 0; n < messages; n += 1) {
-    await sleep(started + n * intervalMs - now()); // on a fixed beat, whatever a POST took
-    posts.push(await post(agent, baseUrl, "/api/messages", { source: `${source} (${n + 1})` },
-      headers));
+    await sleep(started + n * intervalMs - now());
+    const poster = n % posters; // poster connection k goes to base_urls[k], in turn
+    const posted = post(agents[poster], baseUrls[poster % baseUrls.length], "/api/messages",
+      { source: `${source} (${n + 1})` }, headers);
+    posted.catch(() => {}); // not unhandled meanwhile: Promise.all below reports the first error
+    pending.push(posted);
   }
+  const posts = await Promise.all(pending);
   const deadline = now() + waitMs;
   for (const { id } of posts) await arrivals.waitFor(id, tabs.length, deadline - now());
-  agent.destroy();
+  for (const agent of agents) agent.destroy();
   return {
     loadgen_cpu_seconds: cpuSecondsSince(cpu),
     ...countedSince(before),
