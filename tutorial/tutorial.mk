@@ -10,7 +10,8 @@
 #   make docs-serve   the same, served with live reload on http://127.0.0.1:8000
 #   make screenshots  take the screenshots the docs show (SHOTS_OUT=dir to put them elsewhere)
 #   make browsers-nginx  the same check with the chat as `make serve` runs it (v0.18 and
-#                     later): web processes behind nginx, with Redis
+#                     later): web processes behind nginx, with Redis; its screenshots go
+#                     in a temporary folder unless SHOTS_OUT says where
 #   make bench        measure the scalability claims (SCENARIO=name for one; see bench/README.md)
 #   make bench-smoke  the same in a few seconds per scenario, into a temporary folder
 #
@@ -73,9 +74,14 @@ SHOTS := $(SHOTS_VENV)/bin/python tutorial/screenshots.py --python $(abspath $(B
 screenshots: $(SHOTS_NEEDS)
 	$(SHOTS)
 
-# Redis is FLACK_TEST_REDIS_URL's server, or this machine's; nginx is Debian's.
+# Redis is FLACK_TEST_REDIS_URL's server, or this machine's; nginx is Debian's. Its
+# screenshots go in a new temporary folder unless SHOTS_OUT is given: they are a check,
+# and would otherwise replace the docs' own with pictures of the same pages.
+BROWSERS_OUT = $(if $(filter file undefined,$(origin SHOTS_OUT)),$$(mktemp -d),$(SHOTS_OUT))
+
 browsers-nginx: $(SHOTS_NEEDS)
-	$(SHOTS) --serve
+	$(SHOTS_VENV)/bin/python tutorial/screenshots.py --python $(abspath $(BIN))/python \
+		--out "$(BROWSERS_OUT)" --serve
 
 # The benchmark checks out stages in temporary worktrees, with the stage checker's venvs,
 # and loads them with wrk (apt-get install wrk); its own venv only draws the charts.
