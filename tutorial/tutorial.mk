@@ -90,8 +90,9 @@ $(BENCH_VENV)/.installed: bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-# SCENARIO=name runs one scenario, BENCH_SECONDS=n shortens each measured run,
-# BENCH_REPETITIONS=n sets how many runs each is measured, BENCH_OUT=dir writes
+# SCENARIO=name runs one scenario, BENCH_SECONDS=n sets the length of each wrk run
+# (web-servers), BENCH_REPETITIONS=n the rounds of the scenarios that repeat theirs
+# (test-suite, link-previews, web-servers), BENCH_OUT=dir writes
 # results, charts and snippets there instead.
 BENCH_OPTIONS := $(if $(SCENARIO),--scenario $(SCENARIO)) \
 	$(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS)) \

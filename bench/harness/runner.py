@@ -44,7 +44,7 @@ class BenchRun:
         chosen = dict(smoke if self.smoke else full)
         if self.seconds and "seconds" in chosen:
             chosen["seconds"] = self.seconds
-        if self.repetitions:
+        if self.repetitions and "repetitions" in chosen:  # others have no rounds to repeat
             chosen["repetitions"] = self.repetitions
         return chosen
 
