@@ -2,17 +2,15 @@
 import functools
 import os
 import re
-import subprocess
 import time
-from urllib.parse import urlsplit
 
-from .. import chart, checkout, processes
+from .. import chart, checkout, postgres, processes
 from ..numbers import spread
+from ..postgres import without_password
 from . import Scenario
 
 STAGES = BEFORE, AFTER = ("v0.13", "v0.14")
 CLAIMED_SPEED_UP, CLAIM = 2, "twice as fast"  # v0.14: "runs in parallel and twice as fast"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 VARIANTS = {"sqlite": "SQLite only", "postgresql": "SQLite and PostgreSQL"}
 SMOKE_TEST_FILE = "tests/test_utils.py"  # small, and in both stages
 FULL = {"repetitions": 1, "timeout_seconds": 600}
@@ -26,22 +24,13 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 SUMMARY_LINE = re.compile(r"^=*\s*(?P<counts>(?:\d+ \w+(?:, )?)+|no tests ran) "
                           r"in (?P<seconds>[\d.]+)s\b")
 SINGULAR = {"errors": "error", "warnings": "warning"}
-POSTGRES_CHECK = """
-import sys
-import sqlalchemy
-try:
-    engine = sqlalchemy.create_engine(sys.argv[1], connect_args={"connect_timeout": 5})
-    engine.connect().close()
-except Exception as error:
-    sys.exit(f"{type(error).__name__}: {str(error).splitlines()[0]}")
-"""
 
 
 def measure(run):
     """Run each stage's tests in turn, v0.13 then v0.14, round after round, per variant."""
     settings = run.settings(FULL, SMOKE)
     copies = {version: run.checkout(version) for version in STAGES}
-    postgres_url = os.environ.get("FLACK_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+    postgres_url = postgres.url_from_environment()
     variants = [{"name": "sqlite", "label": VARIANTS["sqlite"], "state": "measured"}]
     if not run.smoke:  # a smoke run only shows that the scenario works
         variants.append(postgres_variant(copies[BEFORE].python, postgres_url))
@@ -73,15 +62,9 @@ def measure(run):
 def postgres_variant(python, url):
     """Return the PostgreSQL variant, skipped with the reason if the server does not answer."""
     variant = {"name": "postgresql", "label": VARIANTS["postgresql"], "state": "measured"}
-    try:
-        done = subprocess.run([str(python), "-c", POSTGRES_CHECK, url], capture_output=True,
-                              text=True, timeout=30, stdin=subprocess.DEVNULL)
-        problem = done.stderr.strip().splitlines()[-1] if done.returncode else ""
-    except subprocess.TimeoutExpired:
-        problem = "no answer within 30 seconds"
-    if problem:
-        variant.update(state="skipped", reason=f"PostgreSQL at {without_password(url)} did "
-                                               f"not answer: {problem}")
+    reason = postgres.unreachable(python, url)
+    if reason:
+        variant.update(state="skipped", reason=reason)
     return variant
 
 
@@ -208,15 +191,6 @@ def failures(runs):
     """List the stages and variants whose tests failed, one line each."""
     return [f"{run['label']}: {run['summary']['problem']}" for run in runs
             if run["summary"]["state"] == "failed"]
-
-
-def without_password(url):
-    """Return a database URL with its password, if any, masked."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def draw(results, path):

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .. import chart, flackapp, node, processes
+from .. import chart, flackapp, node, postgres, processes
 from ..numbers import distribution, percentile
 from . import Scenario
 
@@ -21,6 +21,9 @@ FULL = {"clients": 200, "users": 10, "rates": [30, 60, 120], "seconds_per_rate":
         "posters": 4}
 SMOKE = {"clients": 10, "users": 2, "rates": [5, 10], "seconds_per_rate": 1, "posters": 2}
 PROCESS_COUNTS = (1, 2)
+# SQLite is what `make serve` uses unless DATABASE_URL says otherwise; PostgreSQL is what
+# several processes get in production. A PostgreSQL schema of its own for each set.
+DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 # A database of Redis's own for the benchmark, unless REDIS_URL says which server to use.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -39,6 +42,7 @@ class ServerSet:
     """Some web processes of one stage, nginx in front, one database, one Redis prefix."""
 
     label: str
+    database: str  # a key of DATABASES
     webs: list  # flackapp.RunningApp, one per gunicorn
     nginx: object  # its Popen
     proxy_url: str
@@ -90,13 +94,18 @@ def start_nginx(stage_copy, first_port, count, folder):
 
 
 @contextlib.contextmanager
-def started(run, stage_copy, count, redis_url):
-    """Start count gunicorns with nginx in front, on a SQLite file of their own; yield a set."""
-    label = f"{count} process" + ("es" if count > 1 else "")
-    work_dir = run.work_dir(f"workers-{count}")
-    prefix = f"bench-workers-{count}-{secrets.token_hex(4)}:"
-    env = flackapp.app_env(stage_copy, SERVER, 0, work_dir / "flack.sqlite",
-                           {"REDIS_URL": redis_url, "REDIS_PREFIX": prefix})
+def started(run, stage_copy, count, redis_url, database, database_url=None):
+    """Start count gunicorns with nginx in front, on a database of their own; yield a set.
+
+    database_url is a PostgreSQL schema's; without it, the set gets a SQLite file.
+    """
+    label = f"{DATABASES[database]}, {count} process" + ("es" if count > 1 else "")
+    work_dir = run.work_dir(f"workers-{database}-{count}")
+    prefix = f"bench-workers-{database}-{count}-{secrets.token_hex(4)}:"
+    settings = {"REDIS_URL": redis_url, "REDIS_PREFIX": prefix}
+    if database_url:
+        settings["DATABASE_URL"] = database_url
+    env = flackapp.app_env(stage_copy, SERVER, 0, work_dir / "flack.sqlite", settings)
     processes.run(flackapp.setup_command(stage_copy, SERVER), stage_copy.tree, env,
                   work_dir / "release.log", flackapp.SETUP_SECONDS)
     first_port = neighbouring_free_ports(count)
@@ -107,7 +116,7 @@ def started(run, stage_copy, count, redis_url):
             webs.append(start_web(stage_copy, env, first_port + number,
                                   work_dir / f"web{number}.log"))
         nginx, proxy_url = start_nginx(stage_copy, first_port, count, work_dir / "nginx")
-        yield ServerSet(label, webs, nginx, proxy_url, prefix)
+        yield ServerSet(label, database, webs, nginx, proxy_url, prefix)
     finally:
         for process in [nginx, *(web.process for web in webs)]:
             if process is not None:
@@ -117,25 +126,48 @@ def started(run, stage_copy, count, redis_url):
 
 
 def measure(run):
-    """Start both sets side by side; connect the clients to each in turn, then post to it."""
+    """Start every set side by side; connect the clients to each in turn, then post to it."""
     settings = run.settings(FULL, SMOKE)
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    postgres_url = postgres.url_from_environment()
     node.install(run.log_dir / "npm-bench-node.log")
     stage_copy = run.checkout(STAGE)
+    databases = [{"name": "sqlite", "state": "measured"},
+                 {"name": "postgresql", "state": "measured"}]
+    reason = postgres.unreachable(stage_copy.python, postgres_url)
+    if reason:
+        databases[1].update(state="skipped", reason=reason)
+        run.progress(f"PostgreSQL skipped: {reason}")
     with contextlib.ExitStack() as stack:
         driver = stack.enter_context(node.driver_running(run.log_dir, run.progress))
-        sets = [stack.enter_context(started(run, stage_copy, count, redis_url))
-                for count in PROCESS_COUNTS]
+        sets = []
+        for database in (d["name"] for d in databases if d["state"] == "measured"):
+            for count in PROCESS_COUNTS:
+                database_url = None
+                if database == "postgresql":  # dropped after the set's processes stop
+                    database_url = stack.enter_context(postgres.schema(
+                        stage_copy.python, postgres_url, f"bench_workers_{count}"))
+                sets.append(stack.enter_context(
+                    started(run, stage_copy, count, redis_url, database, database_url)))
         runs = [measure_set(run, driver, server_set, settings) for server_set in sets]
     return {"settings": {**settings, "server": "the Procfile's web: gunicorn with eventlet, "
                                                "one worker each, behind deploy/local_nginx.py",
                          "message_queue": f"Redis at {describe_redis(redis_url)}, a "
                                           "REDIS_PREFIX for each set",
-                         "database": "a SQLite file for each set",
+                         "database": describe_databases(databases, postgres_url),
                          "clients_connect_to": "the web processes' own ports, in turn",
                          "poster_posts_to": "the web processes' own ports, in turn"},
-            "load_generator": node.describe(), "cores": os.cpu_count(), "runs": runs,
+            "load_generator": node.describe(), "cores": os.cpu_count(),
+            "databases": databases, "runs": runs,
             "failures": failures(runs)}
+
+
+def describe_databases(databases, postgres_url):
+    """Say which databases the sets used: a SQLite file each, and a PostgreSQL schema each."""
+    if databases[1]["state"] != "measured":
+        return "a SQLite file for each set"
+    return (f"a SQLite file for each set, and a schema for each in PostgreSQL at "
+            f"{postgres.without_password(postgres_url)}")
 
 
 def describe_redis(redis_url):
@@ -171,7 +203,8 @@ def measure_set(run, driver, server_set, settings):
     driver.ask({"do": "close"}, 60)
     for group in server_set.groups():
         processes.wait_until_quiet(group, QUIET_WAIT_SECONDS)
-    return {"label": server_set.label, "processes": len(server_set.webs), "clients": clients,
+    return {"label": server_set.label, "database": server_set.database,
+            "processes": len(server_set.webs), "clients": clients,
             "connect_seconds": round(opened["seconds"], 2), "steps": steps}
 
 
@@ -275,7 +308,7 @@ def draw(results, path):
          chart.Panel("Latency p99, POST to a client's copy", "milliseconds",
                      series(lambda s: s["latency_ms"]["p99"]))],
         note=f"{settings['clients']} Socket.IO clients, {settings['seconds_per_rate']} s at "
-             f"each rate; v0.18 with Redis")
+             f"each rate; v0.18 with Redis, on SQLite and on PostgreSQL")
 
 
 def table(results):
@@ -301,13 +334,13 @@ def table(results):
 def reading(results):
     """Say how the sets were run and loaded, and what the numbers show."""
     settings = results["settings"]
-    runs = {run["processes"]: run for run in results["runs"]}
     rates = ", ".join(str(rate) for rate in settings["rates"])
     lines = [
         f"- Each set is v0.18 as `make serve` runs it, without its worker and beat (these "
         f"messages have no links): gunicorn processes on neighbouring ports behind the nginx "
-        f"that `deploy/local_nginx.py` writes, {settings['database']}, and "
-        f"{settings['message_queue']}. Both sets run side by side; each is measured in turn.",
+        f"that `deploy/local_nginx.py` writes, with {settings['message_queue']}. The "
+        f"database is {settings['database']}. Every set runs side by side with the others; "
+        f"each is measured in turn.",
         f"- nginx's `ip_hash` sends every client from 127.0.0.1 to the same process, so the "
         f"{settings['clients']} clients connect to the web processes' own ports, taking turns: "
         f"with two processes, half to each, as clients from many addresses would be spread. "
@@ -319,9 +352,16 @@ def reading(results):
         "first POST at that rate until the last client had the last message. A set kept up "
         "when that is within 5% of what the poster offered.",
     ]
-    if all(step["summary"]["latency_ms"] for run in runs.values() for step in run["steps"]):
-        lines += [set_reading(runs[count]) for count in PROCESS_COUNTS]
-        lines.append(limit_reading(results["cores"], runs[1], runs[2]))
+    for database in results["databases"]:
+        if database["state"] != "measured":
+            lines.append(f"- {DATABASES[database['name']]}: not measured. "
+                         f"{database['reason'].rstrip('.')}.")
+            continue
+        runs = {run["processes"]: run for run in results["runs"]
+                if run["database"] == database["name"]}
+        if all(step["summary"]["latency_ms"] for run in runs.values() for step in run["steps"]):
+            lines += [set_reading(runs[count]) for count in PROCESS_COUNTS]
+            lines.append(limit_reading(results["cores"], runs[1], runs[2]))
     return "\n".join(lines)
 
 
@@ -331,25 +371,28 @@ def set_reading(run):
     most = max(run["steps"], key=lambda step: step["summary"]["delivered_per_second"])
     pace = (f"kept up with the poster up to {max(kept)} messages a second" if kept
             else "fell behind the poster at every rate")
-    return (f"- {run['label'].capitalize()}: {pace}; at most "
+    return (f"- {run['label']}: {pace}; at most "
             f"{most['summary']['delivered_per_second']:,.0f} deliveries a second (at "
             f"{most['rate']} messages a second, p99 "
             f"{most['summary']['latency_ms']['p99']:,.0f} ms).")
 
 
 def limit_reading(cores, one, two):
-    """Say where the machine's cores went at the highest rate, with one process and with two."""
+    """Say what the second process added at the highest rate, and where the cores went."""
     top_one, top_two = one["steps"][-1]["summary"], two["steps"][-1]["summary"]
-    return (f"- Everything shares this machine's {cores} cores. At the highest rate, while "
-            f"one process served, the whole machine was {top_one['machine_cores']:.2f} cores "
-            f"busy (gunicorn {top_one['server_cores']:.2f}, nginx "
-            f"{top_one['nginx_cores']:.2f}, the load generator {top_one['loadgen_cores']:.2f}, "
-            f"the rest Redis and the system); with two, {top_two['machine_cores']:.2f} "
-            f"(gunicorns {top_two['server_cores']:.2f}, nginx {top_two['nginx_cores']:.2f}, "
-            f"the load generator {top_two['loadgen_cores']:.2f}). A second process can only "
-            f"help while a core is free for it: each process also reads every message back "
-            f"from Redis and sends its own clients their copies, and the clients themselves "
-            f"run on the same cores.")
+    gain = top_two["delivered_per_second"] / top_one["delivered_per_second"]
+    return (f"- {DATABASES[one['database']]}, at the highest rate: two processes delivered "
+            f"{gain:.2f} times as much as one. The machine's {cores} cores are shared by "
+            f"everything: with one process the whole machine was "
+            f"{top_one['machine_cores']:.2f} cores busy (gunicorn "
+            f"{top_one['server_cores']:.2f}, nginx {top_one['nginx_cores']:.2f}, the load "
+            f"generator {top_one['loadgen_cores']:.2f}, the rest Redis, the database server "
+            f"if any, and the system); with two, {top_two['machine_cores']:.2f} (gunicorns "
+            f"{top_two['server_cores']:.2f}, nginx {top_two['nginx_cores']:.2f}, the load "
+            f"generator {top_two['loadgen_cores']:.2f}). A second process can only help while "
+            f"a core is free for it: each process also reads every message back from Redis "
+            f"and sends its own clients their copies, and the clients themselves run on the "
+            f"same cores.")
 
 
 SCENARIO = Scenario(
@@ -357,6 +400,8 @@ SCENARIO = Scenario(
     title="One process, or several",
     question="Messages delivered a second to 200 Socket.IO clients, and their latency (p50, "
              "p99), with one gunicorn process and with two sharing pushes through Redis, "
-             "each behind nginx, at v0.18, while a poster posts at a rate that steps up.",
-    stages=(STAGE,), also_needs="Node.js and npm, Redis, nginx", needs_wrk=False,
-    max_minutes=10, measure=measure, chart=draw, table=table, reading=reading)
+             "each behind nginx, at v0.18, on SQLite and on PostgreSQL, while a poster posts "
+             "at a rate that steps up.",
+    stages=(STAGE,), also_needs="Node.js and npm, Redis and nginx (and PostgreSQL, or half of "
+                                "it is skipped)",
+    needs_wrk=False, max_minutes=10, measure=measure, chart=draw, table=table, reading=reading)
