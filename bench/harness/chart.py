@@ -29,7 +29,7 @@ class Panel:
     notes: list = field(default_factory=list)  # a text above each group, such as a ratio
 
 
-def bar_chart(path, title, labels, panels, note=""):
+def bar_chart(path, title, labels, panels, note="", panel_width=4.2):
     """Draw panels of grouped bars, one group per label, and save them as SVG at path."""
     import matplotlib
     matplotlib.use("svg")
@@ -37,7 +37,8 @@ def bar_chart(path, title, labels, panels, note=""):
 
     plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "flack-bench",
                          "font.family": "DejaVu Sans", "font.size": 10})
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    figure, axes = plt.subplots(1, len(panels), figsize=(panel_width * len(panels), 3.8),
+                                squeeze=False)
     for axis, panel in zip(axes[0], panels, strict=True):
         draw_panel(axis, panel, labels)
     figure.suptitle(title, fontsize=12)
@@ -61,7 +62,7 @@ def draw_panel(axis, panel, labels):
         bars = axis.bar(positions, series.values, width, yerr=errors, capsize=3,
                         label=series.name, color=COLOURS[index % len(COLOURS)])
         axis.bar_label(bars, labels=[short_number(v) for v in series.values], padding=2,
-                       fontsize=8)
+                       fontsize=8 if len(panel.series) < 4 else 6.5)
     for position, note in enumerate(panel.notes):
         top = max(max(s.highs[position] if s.highs else 0, s.values[position])
                   for s in panel.series)

@@ -126,7 +126,7 @@ def started(run, stage_copy, count, redis_url, database, database_url=None):
 
 
 def measure(run):
-    """Start every set side by side; connect the clients to each in turn, then post to it."""
+    """Start every set side by side; at each rate, connect the clients to each set in turn."""
     settings = run.settings(FULL, SMOKE)
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     postgres_url = postgres.url_from_environment()
@@ -149,7 +149,7 @@ def measure(run):
                         stage_copy.python, postgres_url, f"bench_workers_{count}"))
                 sets.append(stack.enter_context(
                     started(run, stage_copy, count, redis_url, database, database_url)))
-        runs = [measure_set(run, driver, server_set, settings) for server_set in sets]
+        runs = measure_sets(run, driver, sets, settings)
     return {"settings": {**settings, "server": "the Procfile's web: gunicorn with eventlet, "
                                                "one worker each, behind deploy/local_nginx.py",
                          "message_queue": f"Redis at {describe_redis(redis_url)}, a "
@@ -185,27 +185,38 @@ def login(server_set, settings):
     return tokens, poster
 
 
-def measure_set(run, driver, server_set, settings):
-    """Connect the clients half to each process, post at each rate in turn, then disconnect."""
-    tokens, poster = login(server_set, settings)
+def measure_sets(run, driver, sets, settings):
+    """Measure every set at the first rate, then every set at the next, and so on.
+
+    Rate by rate, so that a change in the machine's speed during the run touches every
+    set alike, not only the last ones.
+    """
+    logins = [login(server_set, settings) for server_set in sets]
+    runs = [{"label": server_set.label, "database": server_set.database,
+             "processes": len(server_set.webs), "clients": settings["clients"], "steps": []}
+            for server_set in sets]
+    for rate in settings["rates"]:
+        for server_set, (tokens, poster), entry in zip(sets, logins, runs, strict=True):
+            entry["steps"].append(measure_step(driver, server_set, tokens, poster, rate,
+                                               settings))
+            run.progress(f"{server_set.label}, {settings['clients']} clients, {rate} "
+                         f"messages/s: {describe(entry['steps'][-1]['summary'])}")
+    return runs
+
+
+def measure_step(driver, server_set, tokens, poster, rate, settings):
+    """Connect the clients, half to each process; post at rate; disconnect them."""
     clients = settings["clients"]
     opened = driver.ask({"do": "open", "kind": "socket", "tokens": tokens, "clients": clients,
                          "base_urls": [web.base_url for web in server_set.webs],
                          "compress": True, "heartbeat_ms": 20000}, 60 + clients * 0.2)
     time.sleep(SETTLE_SECONDS)
-    steps = []
-    for rate in settings["rates"]:
-        steps.append(measure_rate(driver, server_set, poster, rate, settings))
-        run.progress(f"{server_set.label}, {clients} clients, {rate} messages/s: "
-                     f"{describe(steps[-1]['summary'])}")
-        for group in server_set.groups():  # the next rate starts with no backlog
-            processes.wait_until_quiet(group, QUIET_WAIT_SECONDS)
+    step = measure_rate(driver, server_set, poster, rate, settings)
+    step["connect_seconds"] = round(opened["seconds"], 2)
     driver.ask({"do": "close"}, 60)
-    for group in server_set.groups():
+    for group in server_set.groups():  # the next set starts with this one quiet
         processes.wait_until_quiet(group, QUIET_WAIT_SECONDS)
-    return {"label": server_set.label, "database": server_set.database,
-            "processes": len(server_set.webs), "clients": clients,
-            "connect_seconds": round(opened["seconds"], 2), "steps": steps}
+    return step
 
 
 def measure_rate(driver, server_set, poster, rate, settings):
@@ -308,7 +319,8 @@ def draw(results, path):
          chart.Panel("Latency p99, POST to a client's copy", "milliseconds",
                      series(lambda s: s["latency_ms"]["p99"]))],
         note=f"{settings['clients']} Socket.IO clients, {settings['seconds_per_rate']} s at "
-             f"each rate; v0.18 with Redis, on SQLite and on PostgreSQL")
+             f"each rate; v0.18 with Redis, on SQLite and on PostgreSQL",
+        panel_width=6.4)
 
 
 def table(results):
@@ -340,7 +352,7 @@ def reading(results):
         f"messages have no links): gunicorn processes on neighbouring ports behind the nginx "
         f"that `deploy/local_nginx.py` writes, with {settings['message_queue']}. The "
         f"database is {settings['database']}. Every set runs side by side with the others; "
-        f"each is measured in turn.",
+        f"at each rate, each set is measured in turn.",
         f"- nginx's `ip_hash` sends every client from 127.0.0.1 to the same process, so the "
         f"{settings['clients']} clients connect to the web processes' own ports, taking turns: "
         f"with two processes, half to each, as clients from many addresses would be spread. "
@@ -362,6 +374,9 @@ def reading(results):
         if all(step["summary"]["latency_ms"] for run in runs.values() for step in run["steps"]):
             lines += [set_reading(runs[count]) for count in PROCESS_COUNTS]
             lines.append(limit_reading(results["cores"], runs[1], runs[2]))
+    lines.append("- A second process can only help while a core is free for it: each process "
+                 "also reads every message back from Redis and sends its own clients their "
+                 "copies, and the clients themselves run on the same cores.")
     return "\n".join(lines)
 
 
@@ -389,10 +404,7 @@ def limit_reading(cores, one, two):
             f"generator {top_one['loadgen_cores']:.2f}, the rest Redis, the database server "
             f"if any, and the system); with two, {top_two['machine_cores']:.2f} (gunicorns "
             f"{top_two['server_cores']:.2f}, nginx {top_two['nginx_cores']:.2f}, the load "
-            f"generator {top_two['loadgen_cores']:.2f}). A second process can only help while "
-            f"a core is free for it: each process also reads every message back from Redis "
-            f"and sends its own clients their copies, and the clients themselves run on the "
-            f"same cores.")
+            f"generator {top_two['loadgen_cores']:.2f}).")
 
 
 SCENARIO = Scenario(
