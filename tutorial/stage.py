@@ -692,7 +692,22 @@ def cmd_check(args):
         print(f"    {result} in {seconds:.0f}s, log: {log_path}", flush=True)
         if result != "pass":
             print(indent(log_tail(log_path)), flush=True)
-        elif counts:
+        if result == "fail":
+            # A landed stage cannot be fixed; a test that fails only sometimes is told
+            # apart from a broken stage by one more run, and reported as flaky.
+            first_log = log_path.rename(log_path.with_suffix(".first-run.log"))
+            print("    running it once more, to tell a flaky test from a broken stage",
+                  flush=True)
+            result, log_path, counts = check_stage(stage, timeout)
+            seconds = time.monotonic() - started
+            print(f"    {result} in {seconds:.0f}s, log: {log_path}", flush=True)
+            if result == "pass":
+                result = "flaky"
+                print(f"    flaky: it failed once and then passed (first run: {first_log})",
+                      flush=True)
+            else:
+                print(indent(log_tail(log_path)), flush=True)
+        if result in ("pass", "flaky") and counts:
             facts[stage.version] = counts
             save_facts(facts)
         results.append((stage, result, seconds))
@@ -700,7 +715,10 @@ def cmd_check(args):
     print(f"{'stage':<7} {'result':<8} {'time':>7}  subject")
     for stage, result, seconds in results:
         print(f"{stage.version:<7} {result:<8} {seconds:>6.0f}s  {stage.subject}")
-    failed = [stage.version for stage, result, _ in results if result != "pass"]
+    failed = [stage.version for stage, result, _ in results if result not in ("pass", "flaky")]
+    flaky = [stage.version for stage, result, _ in results if result == "flaky"]
+    if flaky:
+        print(f"\nflaky, failed once and passed when run again: {', '.join(flaky)}")
     if failed:
         print(f"\n{len(results) - len(failed)} of {len(results)} stages passed; "
               f"failed: {', '.join(failed)}")
