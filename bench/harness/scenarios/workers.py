@@ -39,14 +39,13 @@ FORGET_KEYS = ("import redis, sys\n"
 
 @dataclass
 class ServerSet:
-    """Some web processes of one stage, nginx in front, one database, one Redis prefix."""
+    """Some web processes of one stage, nginx in front, and their database's name."""
 
     label: str
     database: str  # a key of DATABASES
     webs: list  # flackapp.RunningApp, one per gunicorn
     nginx: object  # its Popen
     proxy_url: str
-    redis_prefix: str
 
     def groups(self):
         """Return the process groups of the gunicorns, whose CPU time is read."""
@@ -116,7 +115,7 @@ def started(run, stage_copy, count, redis_url, database, database_url=None):
             webs.append(start_web(stage_copy, env, first_port + number,
                                   work_dir / f"web{number}.log"))
         nginx, proxy_url = start_nginx(stage_copy, first_port, count, work_dir / "nginx")
-        yield ServerSet(label, database, webs, nginx, proxy_url, prefix)
+        yield ServerSet(label, database, webs, nginx, proxy_url)
     finally:
         for process in [nginx, *(web.process for web in webs)]:
             if process is not None:
