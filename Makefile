@@ -2,9 +2,10 @@
 # server with a Celery worker beside it (honcho runs Procfile.dev), `make serve` as in
 # production (honcho runs the Procfile's release process, then WEB_PROCESSES web
 # processes, a worker and beat, with Redis as the broker and message queue, and nginx
-# in front of them on http://127.0.0.1:8000), `make test` runs the tests and reports their
-# coverage, `make lint` checks the code style, `make mutate` tries the tests against
-# mutants of the code. They call manage.py, which has more commands, and create the
+# in front of them on http://127.0.0.1:8000), `make test` runs the quick tests and reports
+# their coverage, `make test-all` all of them, with those that start and kill real servers,
+# `make lint` checks the code style, `make mutate` tries the tests against mutants of
+# the code. They call manage.py, which has more commands, and create the
 # virtual environment and install the browser's Socket.IO client (npm ci) on first
 # use. VENV can point elsewhere: the stage checker shares one environment between
 # stages with the same requirements.
@@ -12,7 +13,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run serve test lint mutate
+.PHONY: run serve test test-all lint mutate
 
 # honcho runs a Procfile's commands, which find python, celery and gunicorn on the PATH,
 # and nginx, which Debian installs in /usr/sbin.
@@ -39,8 +40,13 @@ serve: $(VENV)/.installed node_modules/.installed
 	$(BIN)/honcho start --port $(WEB_PORT) --concurrency web=$(WEB_PROCESSES) \
 		web worker beat proxy
 
+# The quick tests; test-all adds those that start real servers and kill them (marked
+# servers in the tests), which CI and the stage checker run.
 test: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python manage.py test --cov
+
+test-all: $(VENV)/.installed node_modules/.installed
+	$(BIN)/python manage.py test --cov -m ""
 
 lint: $(VENV)/.installed
 	$(BIN)/python manage.py lint

@@ -38,6 +38,7 @@ class Config:
     TOKEN_LIFETIME = 24 * 60 * 60          # seconds a token stays valid
     PRESENCE_TIMEOUT = 60                  # seconds without a request before offline
     PRESENCE_CHECK_INTERVAL = 5.0          # seconds between presence sweeps
+    LAST_SEEN_INTERVAL = 15.0              # seconds between two writes of a user's last_seen_at
     TOKEN_PURGE_INTERVAL = 60 * 60         # seconds between purges of expired tokens
     STATS_WINDOW = 60                      # seconds the requests-per-second average covers
     REDIS_PREFIX = "flack:"                # the start of the names of Flack's keys in Redis
@@ -51,6 +52,9 @@ class Config:
     LINK_PREVIEW_MAX_REDIRECTS = 3
     LINK_PREVIEW_MAX_LINKS = 3             # previews per message
     LINK_PREVIEW_RETRIES = 3               # new tries after a page fails to answer
+    LINK_PREVIEW_RESEND_AFTER = 120.0      # seconds pending before the task is sent again
+    LINK_PREVIEW_GIVE_UP_AFTER = 600.0     # seconds pending before a message goes without
+    LINK_PREVIEW_REPAIR_INTERVAL = 60.0    # seconds between two repairs of pending previews
     # Background tasks: the broker that carries them to the Celery worker.
     CELERY_BROKER_URL = None               # REDIS_URL's server if unset
     REDIS_URL = None                       # redis://host:6379/0
@@ -62,7 +66,8 @@ class Config:
     SOCKETIO_ASYNC_MODE = "threading"      # gunicorn.conf.py sets eventlet or gevent
     SOCKETIO_MESSAGE_QUEUE = None          # REDIS_URL's server if unset
     SOCKETIO_ORIGINS = ""                  # other sites' pages that may connect, comma-separated
-    HEARTBEAT_INTERVAL = 20.0              # seconds between a browser's "still here" signals
+    PRESENCE_REFRESH_INTERVAL = 20.0       # seconds between a web process's refreshes of its row
+    SOCKETIO_MAX_MESSAGE_SIZE = 4096       # bytes a browser may send at once: its token
     STATS_PUSH_INTERVAL = 5.0              # seconds between pushes of the request statistics
 
 
@@ -89,6 +94,7 @@ class TestingConfig(Config):
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_BROKER_URL = "memory://"
     STATS_PUSH_INTERVAL = 0.0  # no pushes on a timer, unless a test asks
+    PRESENCE_REFRESH_INTERVAL = 0.0  # no refreshes on a timer: tests call refresh_presence()
 
 
 class ProductionConfig(Config):
@@ -156,7 +162,13 @@ def load(config=None):
     if settings["SOCKETIO_ASYNC_MODE"] not in ASYNC_MODES:
         raise ConfigError(f"SOCKETIO_ASYNC_MODE: use {', '.join(ASYNC_MODES)}, "
                           f"not {settings['SOCKETIO_ASYNC_MODE']!r}")
-    if settings["HEARTBEAT_INTERVAL"] >= settings["PRESENCE_TIMEOUT"]:
-        raise ConfigError("HEARTBEAT_INTERVAL must be shorter than PRESENCE_TIMEOUT, "
-                          "or connected users would be marked offline between heartbeats")
+    if settings["PRESENCE_REFRESH_INTERVAL"] >= settings["PRESENCE_TIMEOUT"]:
+        raise ConfigError("PRESENCE_REFRESH_INTERVAL must be shorter than PRESENCE_TIMEOUT, "
+                          "or connected users would be marked offline between refreshes")
+    if settings["LAST_SEEN_INTERVAL"] >= settings["PRESENCE_TIMEOUT"]:
+        raise ConfigError("LAST_SEEN_INTERVAL must be shorter than PRESENCE_TIMEOUT, "
+                          "or active users would be marked offline between two writes")
+    if settings["LINK_PREVIEW_RESEND_AFTER"] >= settings["LINK_PREVIEW_GIVE_UP_AFTER"]:
+        raise ConfigError("LINK_PREVIEW_RESEND_AFTER must be shorter than "
+                          "LINK_PREVIEW_GIVE_UP_AFTER, or a lost task would never be sent again")
     return settings

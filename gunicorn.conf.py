@@ -20,7 +20,8 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 worker_class = "eventlet"
 # One process, and no more: a Socket.IO client's requests must all reach the process
 # that holds its connection, and gunicorn hands each request to any of its workers.
-# A later stage of the tutorial runs several gunicorns, each on its own port.
+# To use more cores, run several gunicorns, each on its own port, behind nginx's
+# ip_hash, as `make serve` does.
 workers = 1
 # The most connections the worker holds at once; more wait in the queue. Each open
 # browser holds one for as long as its page is open, so the limit is well above the

@@ -15,6 +15,9 @@ CONFIG = """\
 daemon off;
 pid {folder}/nginx.pid;
 error_log stderr;
+# A graceful stop waits for open connections to end, and a WebSocket never does:
+# after this long, nginx closes them and stops (the browsers reconnect elsewhere).
+worker_shutdown_timeout 10s;
 events {{}}
 
 http {{

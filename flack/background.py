@@ -67,7 +67,8 @@ def broker_settings(config):
 def periodic_tasks(config):
     """Return what Celery beat sends to the workers, and how often (in seconds)."""
     every = {"flack.tasks.mark_offline_users": config["PRESENCE_CHECK_INTERVAL"],
-             "flack.tasks.purge_expired_tokens": config["TOKEN_PURGE_INTERVAL"]}
+             "flack.tasks.purge_expired_tokens": config["TOKEN_PURGE_INTERVAL"],
+             "flack.tasks.repair_pending_previews": config["LINK_PREVIEW_REPAIR_INTERVAL"]}
     # A task that no worker took before the next one was sent is dropped: after a
     # worker's absence, one sweep catches up, not a queue of them.
     return {name: {"task": name, "schedule": seconds, "options": {"expires": seconds}}
@@ -92,9 +93,14 @@ def init_app(app):
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,  # no task returns anything that the web process reads
-        # The tasks are safe to run twice, so one is acknowledged only when it ends:
-        # a worker that dies halfway leaves it in the queue for another worker.
+        # The tasks are safe to run twice, so one is acknowledged only when it ends,
+        # and a task whose pool process was killed goes back to the queue for another
+        # one. A task that kills its process every time would come back for ever, but
+        # the repair (flack.tasks) ends its message's wait, and then it does nothing.
+        # A worker's main process that dies leaves its task unacknowledged in Redis
+        # for an hour (the visibility timeout); the repair sends it again before that.
         task_acks_late=True,
+        task_reject_on_worker_lost=True,
         task_always_eager=app.config["CELERY_TASK_ALWAYS_EAGER"],
         beat_schedule=periodic_tasks(app.config),
         beat_schedule_filename=app.config["BEAT_SCHEDULE_FILE"],

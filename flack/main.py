@@ -27,8 +27,7 @@ def index():
     return render_template(
         "index.html", nickname_max_length=NICKNAME_MAX_LENGTH,
         password_min_length=PASSWORD_MIN_LENGTH, password_max_length=PASSWORD_MAX_LENGTH,
-        message_max_length=current_app.config["MESSAGE_MAX_LENGTH"],
-        heartbeat_interval=current_app.config["HEARTBEAT_INTERVAL"])
+        message_max_length=current_app.config["MESSAGE_MAX_LENGTH"])
 
 
 @main.get("/vendor/<name>")

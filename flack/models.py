@@ -6,10 +6,22 @@ nothing from the package's __init__, which can import the models without a cycle
 """
 import hashlib
 import secrets
+import sqlite3
 
 from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, ForeignKey, MetaData, String, Text, event, inspect, update
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    event,
+    inspect,
+    update,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.attributes import flag_modified
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -32,6 +44,14 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
+
+@event.listens_for(Engine, "connect")
+def enforce_foreign_keys(dbapi_connection, connection_record):
+    """Make SQLite keep the foreign keys, ON DELETE CASCADE included, as PostgreSQL does."""
+    # SQLite ignores them unless each new connection asks (PostgreSQL always keeps them).
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
 # The limits of what a user types in, which the API checks and the login form shows.
 NICKNAME_MAX_LENGTH = 32  # the column's size: changing it needs a migration
 PASSWORD_MIN_LENGTH = 8
@@ -49,7 +69,7 @@ class Stamped:
 
 
 class Timestamps(Stamped):
-    """Creation and update times, and the change number that polling clients follow."""
+    """Creation and update times, and the change number that clients' cursors follow."""
     stamped_on_creation = ("created_at", "updated_at")
 
     created_at: Mapped[float]
@@ -79,31 +99,37 @@ def insert_the_counter(table, connection, **kwargs):
     connection.execute(table.insert().values(id=1, last=0))
 
 
-def next_change(session):
-    """Return the next change number, for a row that the session's transaction changes.
+def next_changes(session, count=1):
+    """Return the first of count new change numbers, for rows the session's transaction changes.
 
     The UPDATE locks the counter's row until the transaction ends, so a second writer,
     in any process on any host, waits for the first one's commit before it gets its
-    number: rows become visible in the order of their change numbers, and a client
-    that has seen change n has seen every change below n.
+    numbers: rows become visible in the order of their change numbers, and a client
+    that has seen change n has seen every change below n. One UPDATE numbers a whole
+    batch of rows: the lock is taken once, however many rows change.
     """
-    return session.execute(
+    last = session.execute(
         update(ChangeCounter).where(ChangeCounter.id == 1)
-        .values(last=ChangeCounter.last + 1).returning(ChangeCounter.last)).scalar_one()
+        .values(last=ChangeCounter.last + count).returning(ChangeCounter.last)).scalar_one()
+    return last - count + 1
 
 
 @event.listens_for(Session, "before_flush")
 def number_the_changes(session, flush_context, instances):
-    """Give each new row, and each row whose updated_at changed, its change number."""
-    for row in [*session.new, *session.dirty]:
-        if isinstance(row, Timestamps) and (
-                row in session.new or inspect(row).attrs.updated_at.history.has_changes()):
-            row.change = next_change(session)
+    """Give each new row, and each row whose updated_at changed, a change number of its own."""
+    changed = [row for row in [*session.new, *session.dirty] if isinstance(row, Timestamps) and (
+        row in session.new or inspect(row).attrs.updated_at.history.has_changes())]
+    if changed:
+        first = next_changes(session, len(changed))
+        for number, row in enumerate(changed, first):
+            row.change = number
 
 
 class User(Timestamps, db.Model):
     """A chat user."""
     __tablename__ = "users"
+    # The presence sweep looks for online users not seen since a cutoff.
+    __table_args__ = (Index("ix_users_online_last_seen_at", "online", "last_seen_at"),)
     stamped_on_creation = ("created_at", "updated_at", "last_seen_at")
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -125,15 +151,22 @@ class User(Timestamps, db.Model):
         """Tell whether the password is this user's."""
         return check_password_hash(self.password_hash, password)
 
-    def ping(self):
-        """Record that the user was just seen, and mark them online."""
-        self.last_seen_at = utils.timestamp()
+    def mark_seen(self):
+        """Record that the user was just seen, and mark them online.
+
+        last_seen_at is written at most once every LAST_SEEN_INTERVAL seconds: a user
+        who sends many requests costs the database one write in that time, not one each.
+        """
+        now = utils.timestamp()
         if not self.online:
             self.online = True
+            self.last_seen_at = now
             self.touch()
+        elif now - self.last_seen_at >= current_app.config["LAST_SEEN_INTERVAL"]:
+            self.last_seen_at = now
 
     def go_offline(self):
-        """Mark the user offline, as an update that polling clients see."""
+        """Mark the user offline, as an update that clients see."""
         self.online = False
         self.touch()
 
@@ -183,6 +216,17 @@ class Token(Stamped, db.Model):
         return token, row
 
 
+class Process(db.Model):
+    """A web process that holds Socket.IO connections, and when it last said it is alive."""
+    __tablename__ = "processes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # host, pid and a random part
+    # Each process refreshes its one row every PRESENCE_REFRESH_INTERVAL: a process
+    # that dies cannot say that its connections closed, so the presence sweep forgets
+    # the processes that went silent, and their connections with them.
+    seen_at: Mapped[float]
+
+
 class Connection(db.Model):
     """A browser's open Socket.IO connection: its user is online while one is open."""
     __tablename__ = "connections"
@@ -192,9 +236,9 @@ class Connection(db.Model):
     # The token it logged in with: when the token goes, the connection goes too.
     token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id", ondelete="CASCADE"),
                                           index=True)
-    # When the browser last said it is still there; a process that dies cannot say
-    # that its connections closed, so the presence sweep forgets the silent ones.
-    seen_at: Mapped[float]
+    # The process that holds it: when the process goes, the connection goes too.
+    process_id: Mapped[str] = mapped_column(ForeignKey("processes.id", ondelete="CASCADE"),
+                                            index=True)
 
 
 class Message(Timestamps, db.Model):

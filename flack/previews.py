@@ -62,20 +62,24 @@ def check_link(url):
 
 
 class PublicPeerCheck:
-    """Check the address a connection really reached, after it is made.
+    """Check the address a connection really reached, before anything is sent on it.
 
     check_link() resolves the host name before the request, but the name could
-    resolve to another address when the connection is made (DNS rebinding).
+    resolve to another address when the connection is made (DNS rebinding). The
+    check comes before the TLS handshake too: an https:// link to a private
+    address is refused by this check, not by a handshake that happens to fail.
     """
 
-    def connect(self):
-        """Connect, then hang up unless the peer's address is allowed."""
-        super().connect()
-        peer = ipaddress.ip_address(self.sock.getpeername()[0])
+    def _new_conn(self):
+        """Open the TCP connection, then hang up unless the peer's address is allowed."""
+        # urllib3 opens every connection here, HTTP and HTTPS alike.
+        sock = super()._new_conn()
+        peer = ipaddress.ip_address(sock.getpeername()[0])
         if not address_allowed(peer):
-            self.close()
+            sock.close()
             raise PreviewRefused(f"connected to a non-public address {peer}")
-        open_sockets.get().append(self.sock)  # for the deadline in fetch_page()
+        open_sockets.get().append(sock)  # for the deadline in fetch_page()
+        return sock
 
 
 class PublicHTTPConnection(PublicPeerCheck, HTTPConnection):

@@ -4,23 +4,28 @@ Each browser keeps one connection open, and logs in on it with its API token. Wh
 a user or a message changes, whichever process changed it (a web process, or the
 Celery worker that added a message's previews) pushes the new version to every
 browser, through a message queue when there is one. A user is online while at
-least one of their browsers is connected.
+least one of their browsers is connected: each web process keeps the rows of the
+connections it holds, and its own row in the processes table, fresh (flack.presence),
+and tells its browsers the latest change number, so that a push that was lost is
+fetched by the browsers that missed it.
 """
 import os
+import secrets
+import socket
 import threading
 
 import kombu
 import redis
 import socketio as python_socketio
-from flask import current_app, request, session
-from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit
-from sqlalchemy import event, inspect, select
+from flask import current_app, request
+from flask_socketio import ConnectionRefusedError, SocketIO, emit
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from . import presence, stats, utils
+from . import presence, stats
 from .auth import find_token
 from .background import FolderTransport
-from .models import Connection, Message, Token, User, db
+from .models import ChangeCounter, Connection, Message, User, db
 
 socketio = SocketIO()
 
@@ -78,8 +83,19 @@ def init_app(app):
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         client_manager=message_queue(app.config, write_only=False),
         cors_allowed_origins=allowed_origin(app.config),
+        # A browser sends only its token; anything much larger is not Flack's client.
+        max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_SIZE"],
     )
-    app.extensions["flack_stats_pusher"] = threading.Lock()
+    # This process's name in the processes table, and the connections it holds:
+    # {sid: (user_id, token_id)}, which it writes back if the sweep forgot them.
+    app.extensions["flack_process"] = process_name()
+    app.extensions["flack_connections"] = {}
+    app.extensions["flack_timers"] = {"stats": threading.Lock(), "presence": threading.Lock()}
+
+
+def process_name():
+    """Return a name for this web process that no other process has, now or later."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def init_worker(app):
@@ -93,6 +109,12 @@ def init_worker(app):
 def push(event_name, data, **options):
     """Send an event to every connected browser, in every process."""
     current_app.extensions["socketio"].emit(event_name, data, **options)
+
+
+def close_connections(sids):
+    """Close these connections, in whichever process holds them."""
+    for sid in sids:
+        current_app.extensions["socketio"].server.disconnect(sid)
 
 
 def push_rows(rows):
@@ -147,11 +169,41 @@ def push_stats_forever(app):
             push_stats(ignore_queue=True)
 
 
-def start_pushing_stats(app):
-    """Start this process's statistics pushes, once, when its first browser connects."""
-    lock = app.extensions["flack_stats_pusher"]
-    if app.config["STATS_PUSH_INTERVAL"] and lock.acquire(blocking=False):
-        socketio.start_background_task(push_stats_forever, app)  # the lock stays taken
+def refresh_presence(app):
+    """Refresh this process's connections once, close those whose token has ended, and
+    tell the others the latest change number."""
+    with app.app_context():
+        try:
+            ended = presence.refresh_connections(app.extensions["flack_process"],
+                                                 dict(app.extensions["flack_connections"]))
+            db.session.commit()
+            latest = db.session.get(ChangeCounter, 1).last
+        except Exception:  # a database that is away now may answer next time
+            db.session.rollback()
+            app.logger.exception("presence not refreshed")
+            return
+        for sid in ended:
+            socketio.server.disconnect(sid, ignore_queue=True)  # this process's own
+        # A push can be lost: its process may die between the commit and the push, or
+        # the message queue may be away. A browser that has not seen this change yet
+        # fetches what it missed: nothing stays missing longer than one interval.
+        socketio.emit("latest_change", {"change": latest}, ignore_queue=True)
+
+
+def refresh_presence_forever(app):
+    """Refresh this process's connections every PRESENCE_REFRESH_INTERVAL seconds."""
+    while True:
+        socketio.sleep(app.config["PRESENCE_REFRESH_INTERVAL"])
+        refresh_presence(app)
+
+
+def start_timers(app):
+    """Start this process's timers, each once, when its first browser connects."""
+    timers = app.extensions["flack_timers"]
+    if app.config["PRESENCE_REFRESH_INTERVAL"] and timers["presence"].acquire(blocking=False):
+        socketio.start_background_task(refresh_presence_forever, app)
+    if app.config["STATS_PUSH_INTERVAL"] and timers["stats"].acquire(blocking=False):
+        socketio.start_background_task(push_stats_forever, app)
 
 
 @socketio.on("connect")
@@ -161,45 +213,30 @@ def connect(auth):
     row = find_token(token) if isinstance(token, str) else None
     if row is None:
         raise ConnectionRefusedError("a valid token is required")
+    app = current_app._get_current_object()
+    process = app.extensions["flack_process"]
+    presence.refresh_process(process)
+    # Locked first: a last tab of the same user that closes meanwhile, in another
+    # process, cannot take the user offline behind this connection's back.
+    user = presence.lock_user(row.user_id)
     db.session.add(Connection(sid=request.sid, user_id=row.user_id, token_id=row.id,
-                              seen_at=utils.timestamp()))
-    row.user.ping()
+                              process_id=process))
+    user.mark_seen()
     db.session.commit()
-    session["user_id"] = row.user_id  # the Socket.IO session of this connection
+    app.extensions["flack_connections"][request.sid] = (row.user_id, row.id)
     figures = current_stats()
     if figures is not None:
         emit("stats", figures)  # to this browser: the others get theirs on a timer
-    start_pushing_stats(current_app._get_current_object())
-
-
-@socketio.on("still_here")
-def still_here():
-    """Keep the connection, and its user, online; close it if its token has gone."""
-    now = utils.timestamp()
-    connection = db.session.scalar(
-        select(Connection).join(Token)
-        .where(Connection.sid == request.sid, Token.expires_at > now))
-    if connection is None:  # logged out, the password changed, or the token expired
-        db.session.rollback()
-        disconnect()
-        return
-    connection.seen_at = now
-    db.session.get(User, session["user_id"]).ping()
-    db.session.commit()
+    start_timers(app)
 
 
 @socketio.on("disconnect")
 def on_disconnect(reason):
     """Forget the connection; its user goes offline if it was their last one."""
+    current_app.extensions["flack_connections"].pop(request.sid, None)
     connection = db.session.get(Connection, request.sid)
-    if connection is not None:  # None: logged out, or forgotten by the presence sweep
+    if connection is not None:  # None: its session ended, or the sweep forgot it
         user_id = connection.user_id
         db.session.delete(connection)
         presence.go_offline_if_disconnected(user_id)
         db.session.commit()
-
-
-def disconnect_all(sids):
-    """Close these connections, in whichever process holds them."""
-    for sid in sids:
-        socketio.server.disconnect(sid)

@@ -1,5 +1,6 @@
 """The background tasks that the Celery worker runs: link previews, and the periodic
-tasks that Celery beat sends: the presence sweep and the purge of expired tokens.
+tasks that Celery beat sends: the presence sweep, the purge of expired tokens, and
+the repair of previews that no task finished.
 
 A task gets the id of a message, never the message itself: by the time the worker
 runs it, the row may have changed, and only the database knows how. Running a task
@@ -9,12 +10,13 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from kombu.exceptions import OperationalError
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from . import presence, sockets, utils
-from .models import Message, Token, User, db, next_change
+from .models import Message, Token, User, db, next_changes
 from .previews import PageUnavailable
 from .rendering import add_link_previews
+from .sessions import close_ended_connections, end_sessions
 
 
 def retry_delay(retries):
@@ -36,8 +38,11 @@ def fetch_link_previews(self, message_id):
     try:
         with_previews = add_link_previews(html)
     except PageUnavailable as error:
-        if self.request.retries < current_app.config["LINK_PREVIEW_RETRIES"]:
-            raise self.retry(countdown=retry_delay(self.request.retries)) from error
+        retries = current_app.config["LINK_PREVIEW_RETRIES"]
+        if self.request.retries < retries:
+            # max_retries too: Celery's own default (3) would end the tries early.
+            raise self.retry(countdown=retry_delay(self.request.retries),
+                             max_retries=retries) from error
         current_app.logger.info("no previews for message %s: %s", message_id, error)
         with_previews = html
     except SoftTimeLimitExceeded:
@@ -55,21 +60,55 @@ def store_previews(message_id, html, with_previews):
         update(Message)
         .where(Message.id == message_id, Message.html == html, Message.previews_pending)
         .values(html=with_previews, previews_pending=False, updated_at=utils.timestamp(),
-                change=next_change(db.session)))
+                change=next_changes(db.session)))
     db.session.commit()
     if result.rowcount:  # an UPDATE statement: the session did not see what it changed
         sockets.push_rows([db.session.get(Message, message_id)])
 
 
-def request_link_previews(message):
-    """Send the task that fetches a saved message's previews; return False if it failed."""
+def request_link_previews(message_id):
+    """Send the task that fetches a saved message's previews; the repair resends a lost one."""
     try:
-        fetch_link_previews.delay(message.id)
-    except OperationalError:
-        current_app.logger.exception("no previews for message %s: the broker is away",
-                                     message.id)
-        return False
-    return True
+        fetch_link_previews.delay(message_id)
+    except OperationalError as error:
+        current_app.logger.warning("previews of message %s not requested yet, the broker is "
+                                   "away: %s", message_id, error)
+
+
+def give_up_previews(message_ids):
+    """Let messages go on without their previews, and push them."""
+    now = utils.timestamp()
+    first = next_changes(db.session, len(message_ids))
+    for number, message_id in enumerate(message_ids, first):
+        # Still pending in the UPDATE itself: a task may have finished meanwhile.
+        db.session.execute(update(Message).where(Message.id == message_id,
+                                                 Message.previews_pending)
+                           .values(previews_pending=False, updated_at=now, change=number))
+    db.session.commit()
+    current_app.logger.warning("no previews for messages %s: pending for too long", message_ids)
+    sockets.push_rows(db.session.scalars(select(Message).where(Message.id.in_(message_ids))))
+
+
+@shared_task
+def repair_pending_previews():
+    """Send the previews' tasks again that may be lost, and give up on those pending too long.
+
+    A task can be lost: a broker that restarts without saving its queue, a worker
+    killed halfway. After LINK_PREVIEW_RESEND_AFTER seconds of pending, a message's
+    task is sent again (a second run of it changes nothing); after
+    LINK_PREVIEW_GIVE_UP_AFTER seconds, the message goes on without previews.
+    """
+    config, now = current_app.config, utils.timestamp()
+    pending = select(Message.id).where(Message.previews_pending).order_by(Message.id)
+    give_up = db.session.scalars(pending.where(
+        Message.updated_at < now - config["LINK_PREVIEW_GIVE_UP_AFTER"])).all()
+    if give_up:
+        give_up_previews(give_up)
+    resend = db.session.scalars(pending.where(
+        Message.updated_at < now - config["LINK_PREVIEW_RESEND_AFTER"])).all()
+    db.session.rollback()  # no transaction stays open while the tasks are sent
+    for message_id in resend:
+        request_link_previews(message_id)
 
 
 @shared_task
@@ -81,6 +120,7 @@ def mark_offline_users():
 
 @shared_task
 def purge_expired_tokens():
-    """Delete the tokens that have expired, which nobody can use any more."""
-    db.session.execute(delete(Token).where(Token.expires_at <= utils.timestamp()))
+    """End the sessions whose token has expired, which nobody can use any more."""
+    end_sessions(Token.expires_at <= utils.timestamp())
     db.session.commit()
+    close_ended_connections()

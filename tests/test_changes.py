@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import event
 
 from flack import create_app
 from flack.models import ChangeCounter, db
@@ -20,14 +21,28 @@ def test_each_change_gets_the_next_number(client, clock, accounts):
     assert db.session.get(ChangeCounter, 1).last == edited["change"]
 
 
-def test_a_request_that_changes_nothing_visible_takes_no_number(client, clock, accounts):
+def test_a_request_that_changes_nothing_visible_takes_no_number(client, clock, app, accounts):
     auth = accounts.login()
     [user] = client.get("/api/users").json["users"]
-    clock.advance(5)
+    clock.advance(app.config["LAST_SEEN_INTERVAL"])
     client.get("/api/stats", headers=auth)  # last_seen_at moves; nothing a client shows
     [again] = client.get("/api/users").json["users"]
-    assert again["last_seen_at"] == user["last_seen_at"] + 5
+    assert again["last_seen_at"] == user["last_seen_at"] + app.config["LAST_SEEN_INTERVAL"]
     assert again["change"] == user["change"]
+
+
+def test_requests_write_last_seen_at_once_an_interval(client, clock, app, accounts):
+    auth = accounts.login()
+    [user] = client.get("/api/users").json["users"]
+    statements = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: statements.append(statement))
+    for _ in range(10):  # within LAST_SEEN_INTERVAL: nothing to write
+        clock.advance(app.config["LAST_SEEN_INTERVAL"] / 20)
+        assert client.get("/api/stats", headers=auth).status_code == 200
+    assert not [statement for statement in statements if statement.startswith("UPDATE")]
+    [again] = client.get("/api/users").json["users"]
+    assert again["last_seen_at"] == user["last_seen_at"]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
@@ -40,6 +55,7 @@ def shared_database(request, tmp_path):
         yield request.getfixturevalue("postgres_url")
 
 
+@pytest.mark.servers  # several writer processes: `make test-all` runs it
 def test_a_polling_client_misses_nothing_that_several_processes_write(shared_database):
     reader = create_app(settings_with_database(shared_database))
     with reader.app_context():

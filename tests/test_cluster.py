@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import socketio
 
 from tests.conftest import postgres_schema
+from tests.faults import neighbouring_ports
 from tests.helpers import (
     POSTGRES_URL,
     ROOT,
@@ -40,7 +40,7 @@ from tests.test_servers import (
     production_env,
 )
 
-pytestmark = [needs_redis, needs_nginx]
+pytestmark = [pytest.mark.servers, needs_redis, needs_nginx]
 
 
 class Nginx:
@@ -79,7 +79,7 @@ class Cluster:
             **({"DATABASE_URL": database_url} if database_url else {}), **settings)
         prepare_database(self.env)
         self.processes = []
-        first_port = neighbouring_free_ports()
+        first_port = neighbouring_ports()
         self.webs = [self.start_web(number, first_port + number) for number in (0, 1)]
         self.processes.append(Worker(tmp_path, self.env, "Procfile"))
         self.processes.append(Process(tmp_path, "beat", self.env))
@@ -100,18 +100,6 @@ class Cluster:
         assert "[emerg]" not in logged
         for process in self.processes:
             assert "Traceback" not in process.errors.read_text(), process.errors.name
-
-
-def neighbouring_free_ports():
-    """Return a free port whose next port is free too, as honcho numbers its processes."""
-    while True:
-        port = free_port()
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
 
 
 @contextlib.contextmanager
@@ -273,6 +261,23 @@ def test_200_clients_get_every_message_once_while_a_process_restarts(own_cluster
     assert result["reconnected"] == 100  # every client of the process that was killed
 
 
+def test_nginx_stops_gracefully_while_websockets_are_open(tmp_path):
+    env = production_env(tmp_path)
+    prepare_database(env)
+    web = Web(tmp_path, env, "Procfile")
+    nginx = Nginx(tmp_path, [web.port])
+    browser = Browser(nginx.base, nginx.client.login())
+    try:
+        # A graceful stop, as a reload or a package upgrade does: nginx waits for open
+        # connections, and a WebSocket stays open until worker_shutdown_timeout.
+        nginx.process.send_signal(signal.SIGQUIT)
+        assert nginx.process.wait(timeout=30) == 0
+    finally:
+        browser.close()
+        nginx.stop()
+        web.kill()
+
+
 def test_make_serves_nginx_lists_each_web_process(tmp_path):
     subprocess.run([sys.executable, ROOT / "deploy" / "local_nginx.py", "--folder", tmp_path,
                     "--web-processes", "3", "--first-web-port", "7000", "--port", "7100"],
@@ -287,7 +292,7 @@ def test_make_serves_nginx_lists_each_web_process(tmp_path):
 
 
 def test_make_serve_runs_the_chat_behind_nginx(tmp_path):
-    web_port, proxy_port = neighbouring_free_ports(), free_port()
+    web_port, proxy_port = neighbouring_ports(), free_port()
     env = production_env(tmp_path, REDIS_URL=redis_url(), REDIS_PREFIX=f"test-{tmp_path.name}:")
     venv = Path(sys.executable).parent.parent  # make must not build a venv of its own
     serve = subprocess.Popen(

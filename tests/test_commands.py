@@ -23,6 +23,7 @@ def manage_py(*args, **kwargs):
                           capture_output=True, timeout=60, **kwargs)
 
 
+@pytest.mark.servers  # a real development server: `make test-all` runs it
 def test_db_upgrade_and_runserver_serve_the_chat(tmp_path):
     # A real process imports the package from scratch, as `make run` does.
     env = dict(os.environ, FLACK_CONFIG="development",

@@ -123,13 +123,23 @@ def test_async_mode_must_be_one_socketio_knows(environ):
         "SOCKETIO_ASYNC_MODE: use threading, eventlet, gevent, not 'asyncio'")
 
 
-def test_heartbeats_must_come_before_the_presence_timeout(environ):
-    environ.update(HEARTBEAT_INTERVAL="60", PRESENCE_TIMEOUT="60")
+@pytest.mark.parametrize("setting", ["PRESENCE_REFRESH_INTERVAL", "LAST_SEEN_INTERVAL"])
+def test_presence_is_refreshed_before_the_presence_timeout(environ, setting):
+    environ.update({setting: "60", "PRESENCE_TIMEOUT": "60"})
     with pytest.raises(config.ConfigError) as error:
         config.load("development")
-    assert error.value.message.startswith("HEARTBEAT_INTERVAL must be shorter than")
-    environ["HEARTBEAT_INTERVAL"] = "59.9"
-    assert config.load("development")["HEARTBEAT_INTERVAL"] == 59.9
+    assert error.value.message.startswith(f"{setting} must be shorter than PRESENCE_TIMEOUT")
+    environ[setting] = "59.9"
+    assert config.load("development")[setting] == 59.9
+
+
+def test_a_lost_preview_task_is_sent_again_before_the_message_gives_up(environ):
+    environ.update(LINK_PREVIEW_RESEND_AFTER="600", LINK_PREVIEW_GIVE_UP_AFTER="600")
+    with pytest.raises(config.ConfigError) as error:
+        config.load("development")
+    assert error.value.message.startswith("LINK_PREVIEW_RESEND_AFTER must be shorter than")
+    environ["LINK_PREVIEW_RESEND_AFTER"] = "599"
+    assert config.load("development")["LINK_PREVIEW_RESEND_AFTER"] == 599
 
 
 def test_development_has_a_folder_as_broker(environ):

@@ -1,5 +1,6 @@
 """Link previews, fetched from a web server on this machine, and the SSRF guard."""
 import ipaddress
+import socket
 import time
 
 import pytest
@@ -219,6 +220,18 @@ def test_dns_rebinding_refused(web, app, monkeypatch, preview_of):
     web.page("/", html_page("Internal").encode())
     assert preview_of(web.url("/")) is None
     assert web.requested == []
+
+
+def test_dns_rebinding_refused_over_https_before_the_handshake(app, monkeypatch):
+    # An https:// name that passes the name check but connects to loopback: the peer
+    # check itself refuses it, before any TLS, so no handshake error can hide it.
+    app.config["LINK_PREVIEW_ALLOW_PRIVATE"] = False
+    monkeypatch.setattr(previews, "resolve_addresses",
+                        lambda host: {ipaddress.ip_address("93.184.216.34")})
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # accepts, says nothing
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/"
+        with pytest.raises(previews.PreviewRefused, match="non-public address 127.0.0.1"):
+            previews.fetch_page(url)
 
 
 @pytest.mark.parametrize("url", [

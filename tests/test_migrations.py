@@ -14,7 +14,7 @@ from flack.models import User, db
 from tests.helpers import PASSWORD, ROOT, count, needs_postgres, settings_with_database
 
 FIRST_REVISION = "7beb9159071c"
-FLACK_TABLES = {"users", "tokens", "messages", "change_counter", "connections"}
+FLACK_TABLES = {"users", "tokens", "messages", "change_counter", "connections", "processes"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_postgres)])

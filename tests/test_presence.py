@@ -1,8 +1,8 @@
 """Presence: who is online, and the periodic task that marks idle users offline."""
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from flack import background, presence, tasks, utils
-from flack.models import User
+from flack.models import Connection, Process, User, db
 
 
 def test_request_with_token_marks_user_online(client, clock, accounts):
@@ -58,14 +58,14 @@ def test_a_user_active_since_the_sweep_looked_stays_online(client, clock, app, a
                                                            monkeypatch):
     accounts.login()
     clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
-    number_the_change = presence.next_change
+    number_the_changes = presence.next_changes
 
-    def request_meanwhile(session):
+    def request_meanwhile(session, count):
         """A request from the user, between the sweep's SELECT and its UPDATE."""
         session.execute(update(User).values(last_seen_at=utils.timestamp()))
-        return number_the_change(session)
+        return number_the_changes(session, count)
 
-    monkeypatch.setattr(presence, "next_change", request_meanwhile)
+    monkeypatch.setattr(presence, "next_changes", request_meanwhile)
     assert presence.mark_offline_users() == []
     assert client.get("/api/users").json["users"][0]["online"] is True
 
@@ -74,14 +74,14 @@ def test_a_user_that_another_sweep_took_offline_goes_offline_once(
         client, clock, app, accounts, monkeypatch):
     accounts.login()
     clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
-    number_the_change = presence.next_change
+    number_the_changes = presence.next_changes
 
-    def other_sweep_meanwhile(session):
+    def other_sweep_meanwhile(session, count):
         """Another sweep, which takes the user offline between this one's SELECT and UPDATE."""
         session.execute(update(User).values(online=False))
-        return number_the_change(session)
+        return number_the_changes(session, count)
 
-    monkeypatch.setattr(presence, "next_change", other_sweep_meanwhile)
+    monkeypatch.setattr(presence, "next_changes", other_sweep_meanwhile)
     assert presence.mark_offline_users() == []
 
 
@@ -93,6 +93,46 @@ def test_each_idle_user_goes_offline_with_a_change_of_their_own(client, clock, a
     assert sorted(presence.mark_offline_users()) == sorted(user["id"] for user in users)
     changes = [user["change"] for user in client.get("/api/users").json["users"]]
     assert len(set(changes)) == 2  # a client paging by change would skip a shared number
+
+
+def test_the_sweep_takes_the_change_counter_once_for_all_its_users(client, clock, app,
+                                                                   accounts):
+    for nickname in ("susan", "david", "maria"):
+        accounts.login(nickname)
+    clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
+    statements = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: statements.append(statement))
+    assert len(presence.mark_offline_users()) == 3
+    assert len([sql for sql in statements if sql.startswith("UPDATE change_counter")]) == 1
+
+
+def test_a_user_who_connected_since_the_sweep_looked_stays_online(client, clock, app,
+                                                                  accounts, monkeypatch):
+    accounts.login()
+    clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
+    number_the_changes = presence.next_changes
+
+    def browser_meanwhile(session, count):
+        """A browser that connects, between the sweep's SELECT and its UPDATE."""
+        session.add(Process(id="a-host:1:0", seen_at=utils.timestamp()))
+        session.flush()
+        session.add(Connection(sid="a-sid", user_id=1, token_id=1, process_id="a-host:1:0"))
+        session.flush()
+        return number_the_changes(session, count)
+
+    monkeypatch.setattr(presence, "next_changes", browser_meanwhile)
+    assert presence.mark_offline_users() == []
+    assert client.get("/api/users").json["users"][0]["online"] is True
+
+
+def test_a_sweep_that_finds_nobody_idle_changes_nothing(client, clock, app, accounts):
+    accounts.login()
+    statements = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: statements.append(statement))
+    assert presence.mark_offline_users() == []
+    assert [sql for sql in statements if sql.startswith(("UPDATE", "INSERT"))] == []
 
 
 def test_celery_beat_sends_the_sweep_to_a_worker(client, clock, app, accounts):

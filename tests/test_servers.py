@@ -5,6 +5,7 @@ nginx runs deploy/nginx.conf. Eventlet and gevent are only ever imported inside
 gunicorn's worker, never in the test process, whose Socket.IO clients use threads.
 """
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import socketio
+import websocket
 
 from tests.helpers import (
     PACKAGE,
@@ -35,6 +37,8 @@ from tests.helpers import (
     redis_url,
     wait_for_server,
 )
+
+pytestmark = pytest.mark.servers  # slow: `make test-all` runs them, `make test` does not
 
 # The worker classes, and the GUNICORN_CMD_ARGS that choose them: eventlet is the Procfile's.
 WORKERS = {"eventlet": "", "gevent": "--worker-class gevent"}
@@ -215,6 +219,36 @@ def test_gunicorn_answers_bad_requests_with_json_errors(gunicorn):
     assert "Traceback" not in gunicorn.errors.read_text()
 
 
+def test_a_websocket_message_larger_than_a_token_closes_the_connection(gunicorn):
+    client = gunicorn.client
+    token = client.login("sends-too-much")["Authorization"].removeprefix("Bearer ")
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{gunicorn.port}/socket.io/?EIO=4&transport=websocket", timeout=10,
+        origin=client.base)
+    try:
+        assert ws.recv().startswith("0{")  # Engine.IO's handshake
+        ws.send("40" + json.dumps({"token": token}))  # Socket.IO's connect, with the token
+        while not ws.recv().startswith("40{"):  # connected; the statistics may come first
+            pass
+        with contextlib.suppress(OSError, websocket.WebSocketConnectionClosedException):
+            ws.send("42" + json.dumps(["still_here", "x" * 5000]))  # over 4,096 bytes
+            while ws.recv():  # what the server sent before it closed, such as statistics
+                pass
+    finally:
+        ws.close()
+        ws.shutdown()  # close() leaves the socket open once the server has closed first
+
+    def online():
+        users = client.call("GET", "/api/users")[1]["users"]
+        return next(user for user in users if user["nickname"] == "sends-too-much")["online"]
+
+    deadline = time.monotonic() + 10
+    while online():  # the server closed the connection: its only one, so its user left
+        assert time.monotonic() < deadline, "the connection is still open"
+        time.sleep(0.1)  # another process's clock
+    assert "Traceback" not in gunicorn.errors.read_text()
+
+
 def test_gunicorn_pushes_over_websockets(gunicorn):
     client = gunicorn.client
     susan, david = client.login("pushed-to"), client.login("pushing")
@@ -283,12 +317,14 @@ def nginx_config(tmp_path, upstream_port):
     (tmp_path / "site.conf").write_text(site)
     temp_paths = "\n".join(f"    {kind}_temp_path {tmp_path}/{kind};"
                            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    # One process in the foreground, running as this user.
+    # One process in the foreground, running as this user, with Flack's top-level
+    # settings included as Debian's nginx.conf includes them.
     (tmp_path / "nginx.conf").write_text(f"""\
 daemon off;
 master_process off;
 pid {tmp_path}/nginx.pid;
 error_log stderr;
+include {ROOT}/deploy/nginx-main.conf;
 events {{}}
 http {{
     access_log off;
@@ -319,6 +355,7 @@ def test_nginx_accepts_the_site_config(tmp_path):
 def test_nginx_serves_the_chat_over_https(gunicorn, tmp_path):
     http_port, https_port = nginx_config(tmp_path, gunicorn.port)
     server = subprocess.Popen(nginx_command(tmp_path), stderr=subprocess.PIPE, text=True)
+    browser = None
     try:
         unverified = ssl.create_default_context()  # the certificate is self-signed
         unverified.check_hostname = False
@@ -343,13 +380,16 @@ def test_nginx_serves_the_chat_over_https(gunicorn, tmp_path):
         assert client.call("POST", "/api/messages", too_large, headers)[0] == 413
         # Socket.IO through nginx: upgraded to a WebSocket, and from a page of this
         # site, as gunicorn learns from X-Forwarded-Proto and Host.
+        # The browser stays connected until nginx has stopped: python-engineio's
+        # disconnect() sends the WebSocket close frame before its writer thread sends
+        # the Socket.IO and Engine.IO goodbyes, which gunicorn then never reads, so it
+        # resets the connection as it closes it; and websocket-client's reader thread
+        # may answer gunicorn's close frame with a second one, which nginx then writes
+        # into that reset connection: "send() failed (32: Broken pipe)" in its log.
         browser = Browser(base, auth, ssl_verify=False)
-        try:
-            assert browser.client.transport() == "websocket"
-            status, message = client.call("POST", "/api/messages", {"source": "tls"}, auth)
-            assert browser.next("message_changed") == message
-        finally:
-            browser.close()
+        assert browser.client.transport() == "websocket"
+        status, message = client.call("POST", "/api/messages", {"source": "tls"}, auth)
+        assert browser.next("message_changed") == message
         own_page = {"Origin": base}
         with opener.open(urllib.request.Request(f"{base}/socket.io/?EIO=4&transport=polling",
                                                 headers=own_page)) as response:
@@ -368,6 +408,8 @@ def test_nginx_serves_the_chat_over_https(gunicorn, tmp_path):
     finally:
         server.terminate()
         _, errors = server.communicate(timeout=10)
+        if browser is not None:
+            browser.close()
     assert "[error]" not in errors and "[emerg]" not in errors
 
 
@@ -467,7 +509,7 @@ def test_two_web_processes_share_statistics_and_one_beat_sweeps_for_both(tmp_pat
                          REDIS_PREFIX=f"test-{tmp_path.name}:",  # counts of this test only
                          STATS_WINDOW="100",  # one request is 0.01 requests per second
                          PRESENCE_TIMEOUT="1", PRESENCE_CHECK_INTERVAL="0.2",
-                         HEARTBEAT_INTERVAL="0.5")
+                         PRESENCE_REFRESH_INTERVAL="0.5", LAST_SEEN_INTERVAL="0.5")
     prepare_database(env)
     processes = []
     try:

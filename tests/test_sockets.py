@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 from socketio import RedisManager
-from sqlalchemy import select
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.exc import OperationalError
 
-from config import TestingConfig
-from flack import create_app, presence, sockets, stats, tasks
+from config import Config, TestingConfig
+from flack import create_app, presence, sessions, sockets, stats, tasks, utils
 from flack.background import FolderTransport
-from flack.models import Connection, Message, User, db
+from flack.models import Connection, Message, Process, Token, User, db
 from tests.helpers import ROOT, assert_error, count, free_port, post_message
 
 
@@ -67,7 +68,7 @@ def test_an_expired_token_is_refused(client, clock, app, accounts, connect):
     auth = accounts.login()
     clock.advance(app.config["TOKEN_LIFETIME"])
     assert not connect(auth).is_connected()
-    assert client.get("/api/users", headers=auth).status_code == 401  # it is gone
+    assert client.get("/api/users", headers=auth).status_code == 401
 
 
 def test_the_refusal_says_why(client):
@@ -91,7 +92,8 @@ def test_a_valid_token_connects_and_marks_its_user_online(client, clock, app, ac
     susan = user_named(client, "susan")
     assert susan["online"] is True and susan["last_seen_at"] == clock.now
     [row] = db.session.scalars(select(Connection)).all()
-    assert row.user_id == susan["id"] and row.seen_at == clock.now
+    assert row.user_id == susan["id"] and row.process_id == app.extensions["flack_process"]
+    assert db.session.get(Process, row.process_id).seen_at == clock.now
     # Every browser learns of the change, this one too.
     assert received(connection, "user_changed") == [susan]
     assert received(connect(auth), "user_changed") == []  # already online: no change
@@ -188,7 +190,7 @@ def test_users_going_offline_and_online_are_pushed(client, clock, app, accounts,
     connection = connect(accounts.login("susan"))
     accounts.login("david")
     clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
-    connection.emit("still_here")  # susan's browser is still there; david has gone
+    sockets.refresh_presence(app)  # susan's browser is still there; david has gone
     connection.get_received()
     tasks.mark_offline_users()
     [david] = received(connection, "user_changed")
@@ -232,61 +234,210 @@ def test_logging_out_without_a_browser_marks_the_user_offline(client, accounts):
     assert user_named(client, "susan")["online"] is False
 
 
-def test_a_heartbeat_keeps_the_connection_and_its_user_online(client, clock, app, accounts,
-                                                              connect):
+def statements_of(engine):
+    """Return a list that fills with the SQL statements the engine runs from now on."""
+    statements = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: statements.append(statement))
+    return statements
+
+
+def test_the_process_keeps_its_connections_and_users_online(client, clock, app, accounts,
+                                                            connect):
+    for nickname in ("susan", "david", "maria"):
+        connect(accounts.login(nickname))
+    for _ in range(5):
+        clock.advance(Config.PRESENCE_REFRESH_INTERVAL)
+        statements = statements_of(db.engine)
+        sockets.refresh_presence(app)
+        # One write for the whole process, however many browsers it holds.
+        writes = [sql for sql in statements if sql.startswith(("UPDATE", "INSERT", "DELETE"))]
+        assert len(writes) == 1 and writes[0].startswith("UPDATE processes")
+        assert presence.mark_offline_users() == []
+    assert [user["online"] for user in client.get("/api/users").json["users"]] == [True] * 3
+    assert db.session.get(Process, app.extensions["flack_process"]).seen_at == clock.now
+    assert count(Connection) == 3
+
+
+def test_a_late_refresh_logs_nobody_out(client, clock, app, accounts, connect):
+    # The process was too slow to refresh: the sweep took its rows, and susan offline.
     auth = accounts.login()
     connection = connect(auth)
-    for _ in range(5):
-        clock.advance(app.config["HEARTBEAT_INTERVAL"])
-        connection.emit("still_here")
-        presence.mark_offline_users()
-    assert user_named(client, "susan")["online"] is True
-    assert user_named(client, "susan")["last_seen_at"] == clock.now
-    assert db.session.scalar(select(Connection.seen_at)) == clock.now
+    clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
+    presence.mark_offline_users()
+    assert count(Connection) == 0 and user_named(client, "susan")["online"] is False
+    # Its next refresh writes them back: the browser stays connected, the token valid.
+    sockets.refresh_presence(app)
+    assert connection.is_connected()
+    assert count(Connection) == 1 and user_named(client, "susan")["online"] is True
+    assert client.get("/api/users", headers=auth).status_code == 200
 
 
-def test_a_heartbeat_on_a_revoked_token_closes_the_connection(client, accounts, connect):
+def test_the_refresh_tells_the_browsers_the_latest_change(client, app, accounts, connect):
+    # A browser that missed a push (its process died between commit and push, or the
+    # message queue was away) learns that it is behind, and fetches what it missed.
     auth = accounts.login()
+    connection = connect(auth)
+    message = post_message(client, auth)
+    connection.get_received()
+    sockets.refresh_presence(app)
+    assert received(connection, "latest_change") == [{"change": message["change"]}]
+
+
+def test_the_refresh_survives_a_database_that_is_away(client, clock, app, accounts, connect,
+                                                      monkeypatch, caplog):
+    connection = connect(accounts.login())
+
+    def database_away(*args):
+        raise OperationalError("SELECT", {}, Exception("the database is away"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(presence, "refresh_connections", database_away)
+        sockets.refresh_presence(app)  # logged, and tried again at the next interval
+    assert "presence not refreshed" in caplog.text
+    assert connection.is_connected()
+    clock.advance(Config.PRESENCE_REFRESH_INTERVAL)
+    sockets.refresh_presence(app)
+    assert db.session.get(Process, app.extensions["flack_process"]).seen_at == clock.now
+
+
+def test_a_password_change_closes_the_sessions_connections_at_once(client, accounts, connect):
+    auth = accounts.login()
+    watcher = connect(accounts.login("david"))
     connection = connect(auth)
     susan = user_named(client, "susan")
-    # The password changes: every token of the user is revoked, and with them,
-    # once they next say they are here, the connections that logged in with them.
+    watcher.get_received()
+    # Every token of the user is revoked, and with them the connections that logged in
+    # with them, now, as a logout does.
     client.put(f"/api/users/{susan['id']}", json={"password": "a new password"}, headers=auth)
-    connection.emit("still_here")
     assert not connection.is_connected()
+    assert count(Connection) == 1  # david's
+    assert user_named(client, "susan")["online"] is False
+    assert [user["online"] for user in received(watcher, "user_changed")] == [False]
+
+
+def test_deleting_a_token_deletes_its_connections_on_every_database(client, accounts,
+                                                                   connect):
+    # ON DELETE CASCADE, which SQLite keeps only when each connection turns it on.
+    connect(accounts.login())
+    db.session.execute(delete(Token))
+    db.session.commit()
     assert count(Connection) == 0
 
 
-def test_a_heartbeat_on_an_expired_token_closes_the_connection(client, clock, app, accounts,
-                                                               connect):
+def test_a_refused_password_change_closes_nothing(client, accounts, connect):
     auth = accounts.login()
+    accounts.login("david")
     connection = connect(auth)
+    susan = user_named(client, "susan")
+    response = client.put(f"/api/users/{susan['id']}",
+                          json={"password": "a new password", "nickname": "david"}, headers=auth)
+    assert response.status_code == 409  # the nickname is taken: nothing changes
+    assert connection.is_connected()
+    assert client.get("/api/users", headers=auth).status_code == 200
+
+
+def test_sessions_that_a_rollback_kept_are_not_closed_later(client, accounts, connect):
+    susan, david = connect(accounts.login("susan")), connect(accounts.login("david"))
+    ids = {user["nickname"]: user["id"] for user in client.get("/api/users").json["users"]}
+    sessions.end_sessions(Token.user_id == ids["susan"])
+    db.session.rollback()  # susan's session goes on
+    sessions.end_sessions(Token.user_id == ids["david"])
+    db.session.commit()
+    sessions.close_ended_connections()
+    assert susan.is_connected() and not david.is_connected()
+
+
+def test_the_purge_closes_the_connections_of_expired_tokens(client, clock, app, accounts,
+                                                            connect):
+    connection = connect(accounts.login())
     clock.advance(app.config["TOKEN_LIFETIME"])
-    connection.emit("still_here")
+    tasks.purge_expired_tokens()
     assert not connection.is_connected()
+    assert count(Connection) == 0
+    assert user_named(client, "susan")["online"] is False
+
+
+def test_the_refresh_closes_the_connections_of_expired_tokens(client, clock, app, accounts,
+                                                              connect):
+    # Before the purge comes: a token that expires ends its session within one refresh.
+    connection = connect(accounts.login())
+    clock.advance(app.config["TOKEN_LIFETIME"])
+    sockets.refresh_presence(app)
+    assert not connection.is_connected()
+    assert count(Connection) == 0
 
 
 def test_the_sweep_forgets_connections_of_a_process_that_died(client, clock, app, accounts,
                                                               connect):
     auth = accounts.login()
     connect(auth)
-    # A connection that no longer says it is there, as if its process had been killed.
+    # A process that no longer refreshes its row, as if it had been killed.
     clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
     assert presence.mark_offline_users() == [user_named(client, "susan")["id"]]
-    assert count(Connection) == 0
+    assert count(Connection) == 0 and count(Process) == 0
 
 
-def test_a_connection_that_still_heartbeats_survives_the_sweep(client, clock, app, accounts,
-                                                              connect):
-    auth = accounts.login()
-    connect(auth)  # a connection that goes silent
-    alive = connect(auth)
+def test_a_process_that_refreshes_keeps_its_connections_through_the_sweep(
+        client, clock, app, accounts, connect):
+    alive = connect(accounts.login("susan"))
+    other = connect(accounts.login("david"))
+    david = user_named(client, "david")["id"]
+    # david's connection belongs to another process, which dies.
+    other_sid = sockets.socketio.server.manager.sid_from_eio_sid(other.eio_sid, "/")
+    del app.extensions["flack_connections"][other_sid]
+    db.session.add(Process(id="dead-host:1:0", seen_at=utils.timestamp()))
+    db.session.flush()
+    db.session.execute(update(Connection).where(Connection.user_id == david)
+                       .values(process_id="dead-host:1:0"))
+    db.session.commit()
     clock.advance(app.config["PRESENCE_TIMEOUT"] - 1)
-    alive.emit("still_here")
+    sockets.refresh_presence(app)
     clock.advance(2)
-    assert presence.mark_offline_users() == []
+    assert presence.mark_offline_users() == [david]
     alive_sid = sockets.socketio.server.manager.sid_from_eio_sid(alive.eio_sid, "/")
     assert db.session.scalars(select(Connection.sid)).all() == [alive_sid]
+
+
+def test_a_process_seen_exactly_a_timeout_ago_keeps_its_connections(client, clock, app,
+                                                                     accounts, connect):
+    connect(accounts.login())
+    clock.advance(app.config["PRESENCE_TIMEOUT"])
+    assert presence.mark_offline_users() == []
+    assert count(Connection) == 1 and count(Process) == 1
+
+
+def test_a_connection_reads_its_user_again_under_a_lock(client, accounts, connect):
+    # The session read susan online; since then, her last tab closed on another process,
+    # which took her offline. The connection must see that, not what was read before.
+    auth = accounts.login()
+    susan = db.session.scalar(select(User))
+    assert susan.online is True
+    db.session.connection().execute(update(User.__table__).values(online=False))
+    assert presence.lock_user(susan.id).online is False
+    db.session.commit()
+    assert connect(auth).is_connected()
+    assert user_named(client, "susan")["online"] is True
+
+
+def test_a_process_row_the_sweep_deleted_is_made_again(client, app, accounts, connect):
+    connect(accounts.login())
+    db.session.execute(delete(Process))  # cascades to the connections
+    db.session.commit()
+    assert count(Connection) == 0
+    sockets.refresh_presence(app)
+    assert count(Process) == 1 and count(Connection) == 1
+
+
+@pytest.mark.parametrize("args", [(), ("a",), ({"any": "thing"}, 1)])
+def test_events_the_server_does_not_know_are_ignored(client, accounts, connect, caplog,
+                                                     args):
+    # v0.18's browsers said "still_here"; a browser of an older page still may.
+    connection = connect(accounts.login())
+    connection.emit("still_here", *args)
+    connection.emit("anything_else", *args)
+    assert connection.is_connected()
+    assert "Traceback" not in caplog.text and not caplog.records
 
 
 def test_statistics_are_pushed_on_a_timer(client, accounts, connect, app, monkeypatch):
@@ -332,11 +483,12 @@ def test_the_timer_starts_once_when_the_first_browser_connects(client, accounts,
                         lambda task, *args: started.append((task, args)))
     auth = accounts.login()
     connect(auth)
-    assert started == []  # STATS_PUSH_INTERVAL = 0 in the tests: no timer
-    app.config["STATS_PUSH_INTERVAL"] = 5.0
+    assert started == []  # both intervals are 0 in the tests: no timer
+    app.config.update(STATS_PUSH_INTERVAL=5.0, PRESENCE_REFRESH_INTERVAL=20.0)
     connect(auth)
     connect(auth)
-    assert started == [(sockets.push_stats_forever, (app,))]
+    assert started == [(sockets.refresh_presence_forever, (app,)),
+                       (sockets.push_stats_forever, (app,))]
 
 
 def test_statistics_without_redis_are_not_pushed(client, accounts, connect, app, caplog):
@@ -442,11 +594,6 @@ def test_gunicorn_tells_the_app_its_async_mode(monkeypatch, worker, mode):
     server = SimpleNamespace(cfg=SimpleNamespace(worker_class_str=worker, workers=1))
     settings["on_starting"](server)
     assert os.environ["SOCKETIO_ASYNC_MODE"] == mode
-
-
-def test_the_page_tells_the_client_how_often_to_heartbeat(client, app):
-    app.config["HEARTBEAT_INTERVAL"] = 7.5
-    assert 'data-heartbeat-seconds="7.5"' in client.get("/").text
 
 
 def test_the_users_list_of_the_api_is_unchanged_by_connections(client, accounts, connect):

@@ -11,7 +11,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
 from config import ConfigError
-from flack import background, create_app, tasks
+from flack import background, create_app, sockets, tasks
 from flack.models import Message, db
 from tests.helpers import count, free_port, html_page, post_message, settings_with_database
 
@@ -170,6 +170,76 @@ def test_an_unavailable_page_is_tried_again_later(web, app, client, accounts, mo
     assert delays == [1, 2]  # seconds: each wait twice the one before
 
 
+def test_no_transaction_stays_open_while_the_pages_are_fetched(no_worker, app, client,
+                                                               accounts, monkeypatch):
+    # A transaction held for seconds would keep PostgreSQL's snapshot, and SQLite's lock.
+    app.config["LINK_PREVIEWS"] = True
+    posted = post_message(client, accounts.login(), "see https://example.com/")
+    open_while_fetching = []
+
+    def fetch(html):
+        open_while_fetching.append(db.session().in_transaction())
+        return html
+
+    monkeypatch.setattr(tasks, "add_link_previews", fetch)
+    run_task(posted["id"])
+    assert open_while_fetching == [False]
+
+
+def test_every_retry_that_the_settings_give_is_made(web, app, client, accounts):
+    # More than Celery's own default of 3: the setting decides, not the default.
+    app.config["LINK_PREVIEW_RETRIES"] = 5
+    web.pages["/flaky"] = (200, {}, flaky(503, 503, 503, 503, 503))
+    posted = post_message(client, accounts.login(), web.url("/flaky"))
+    message = get_message(client, posted)
+    assert message["previews_pending"] is False and "Back again" in message["html"]
+    assert web.requested == ["/flaky"] * 6
+
+
+def test_previews_pending_too_long_are_given_up_and_pushed(client, clock, app, accounts,
+                                                           sent, monkeypatch):
+    # A task that was lost, and never came back: the message goes on without previews.
+    app.config["LINK_PREVIEWS"] = True
+    auth = accounts.login()
+    stuck = post_message(client, auth, "see https://example.com/")
+    clock.advance(app.config["LINK_PREVIEW_GIVE_UP_AFTER"] - 1)
+    recent = post_message(client, auth, "see https://example.org/")
+    tasks.repair_pending_previews()
+    assert get_message(client, stuck)["previews_pending"] is True  # sent again, not given up
+    clock.advance(2)
+    pushed = []
+    monkeypatch.setattr(sockets, "push", lambda name, data: pushed.append((name, data)))
+    tasks.repair_pending_previews()
+    given_up = get_message(client, stuck)
+    assert given_up["previews_pending"] is False and given_up["html"] == stuck["html"]
+    assert given_up["change"] > recent["change"]
+    assert pushed == [("message_changed", given_up)]
+    assert get_message(client, recent)["previews_pending"] is True
+    assert sent.count(stuck["id"]) == 2  # the post's, and the first repair's
+
+
+def test_the_repair_sends_only_tasks_pending_long_enough(client, clock, app, accounts, sent):
+    app.config["LINK_PREVIEWS"] = True
+    auth = accounts.login()
+    older = post_message(client, auth, "see https://example.com/")
+    clock.advance(app.config["LINK_PREVIEW_RESEND_AFTER"])
+    newer = post_message(client, auth, "see https://example.org/")
+    post_message(client, auth, "no link")
+    sent.clear()
+    tasks.repair_pending_previews()
+    assert sent == []  # pending exactly RESEND_AFTER: not yet
+    clock.advance(0.001)
+    tasks.repair_pending_previews()
+    assert sent == [older["id"]]
+    assert newer["id"] not in sent
+
+
+def test_celery_beat_sends_the_repair(app):
+    schedule = background.periodic_tasks(app.config)["flack.tasks.repair_pending_previews"]
+    assert schedule["schedule"] == app.config["LINK_PREVIEW_REPAIR_INTERVAL"]
+    assert schedule["options"]["expires"] == schedule["schedule"]
+
+
 def test_a_page_that_stays_unavailable_leaves_no_preview(web, app, client, accounts, caplog):
     app.config["LINK_PREVIEW_RETRIES"] = 1
     web.pages["/down"] = (200, {}, flaky(503, 503, 503))
@@ -207,15 +277,20 @@ def test_the_task_has_time_limits():
     assert 0 < task.soft_time_limit < task.time_limit
 
 
-def test_a_broker_that_is_away_loses_no_message(client, app, accounts, caplog):
+def test_a_broker_that_is_away_loses_no_message(client, clock, app, accounts, caplog):
     app.config["LINK_PREVIEWS"] = True
     celery = app.extensions["celery"]
     celery.conf.update(task_always_eager=False, broker_url=f"redis://127.0.0.1:{free_port()}/0")
-    with caplog.at_level(logging.ERROR, logger=app.logger.name):
+    with caplog.at_level(logging.WARNING, logger=app.logger.name):
         posted = post_message(client, accounts.login(), "see https://example.com/")
-    assert posted["previews_pending"] is False
     assert count(Message) == 1
     assert "the broker is away" in caplog.text
+    # The message waits for its previews, and the repair sends the task once the broker is back.
+    assert get_message(client, posted)["previews_pending"] is True
+    celery.conf.task_always_eager = True
+    clock.advance(app.config["LINK_PREVIEW_RESEND_AFTER"] + 1)
+    tasks.repair_pending_previews()
+    assert get_message(client, posted)["previews_pending"] is False
 
 
 class FolderBroker(settings_with_database("sqlite://")):

@@ -48,9 +48,8 @@ def save_and_request_previews(message):
     """Save a message, then send the task that fetches its previews, if it has links."""
     save_message(message)
     # Only now: a worker that ran the task before the commit would not find the message.
-    if message.previews_pending and not request_link_previews(message):
-        message.previews_pending = False  # the message is saved; it goes without previews
-        save_message(message)
+    if message.previews_pending:
+        request_link_previews(message.id)
 
 
 @api.post("/messages")

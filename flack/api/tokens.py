@@ -1,10 +1,9 @@
 """The API's tokens: log in with nickname and password for a token, log out to revoke it."""
 from flask import g
-from sqlalchemy import delete, select
 
-from .. import presence, sockets
 from ..auth import basic_auth, token_auth
-from ..models import Connection, Token, db
+from ..models import Token, db
+from ..sessions import close_ended_connections, end_sessions
 from .blueprint import api
 
 
@@ -22,12 +21,7 @@ def new_token():
 @token_auth.login_required
 def revoke_token():
     """Revoke the token of this request, which logs the caller out of its browsers too."""
-    token = g.token
-    sids = db.session.scalars(select(Connection.sid).where(Connection.token_id == token.id)).all()
-    db.session.execute(delete(Connection).where(Connection.token_id == token.id))
-    db.session.delete(token)
-    # Offline only if no browser logged in with another token is still connected.
-    presence.go_offline_if_disconnected(token.user_id)
+    end_sessions(Token.id == g.token.id)
     db.session.commit()
-    sockets.disconnect_all(sids)
+    close_ended_connections()
     return "", 204

@@ -2,11 +2,12 @@
 import re
 
 from flask import abort
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from .. import utils
 from ..auth import token_auth, token_optional
 from ..models import NICKNAME_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, Token, User, db
+from ..sessions import close_ended_connections, end_sessions
 from .blueprint import api
 from .inputs import (
     change_arg,
@@ -81,10 +82,12 @@ def edit_user(id):
         abort(400, "give a nickname or a password to change")
     if password is not None:
         user.set_password(password)
-        # Whoever knew the old password may hold a token: revoke them all.
-        db.session.execute(delete(Token).where(Token.user_id == user.id))
+        # Whoever knew the old password may hold a token: end every session of the user.
+        end_sessions(Token.user_id == user.id)
     if nickname is not None:  # after the delete, which flushes: a taken one fails at commit
         user.nickname = nickname
     user.touch()
     commit_or_409("nickname is already taken")
-    return user.to_dict()
+    changed = user.to_dict()  # before the connections close, which may end this session's use
+    close_ended_connections()
+    return changed

@@ -8,8 +8,6 @@ import { clearMessages, mergeMessages, messageCount, redrawAuthors } from "./mes
 import { clearUsers, mergeUsers, nicknameOf, renderUsers } from "./users.js";
 
 const PAGE_SIZE = 100; // messages per request
-// How often the page tells the server it is still open, from the server's settings.
-const HEARTBEAT_MS = Number(document.body.dataset.heartbeatSeconds) * 1000;
 const BOTTOM_SLACK_PX = 40; // "at the bottom" allows for a little rounding
 
 const byId = (id) => document.getElementById(id);
@@ -44,8 +42,10 @@ let session = null; // {token, nickname} while logged in
 // pushes from two processes may arrive out of order.
 let usersSince = null;
 let messagesSince = null;
+// The newest change number this page has, pushed or fetched: when the server says that
+// a newer one exists, a push was lost on its way here, and the page fetches it.
+let latestSeen = 0;
 let socket = null; // the Socket.IO connection while logged in
-let heartbeatTimer = null;
 let run = 0; // changes on log in and out, so late answers for an old session are dropped
 
 /** Turn any error into a sentence for the user. */
@@ -87,12 +87,12 @@ function showConnection(text) {
 
 /** Forget everything from the last session and close its connection. */
 function resetChat() {
-  clearInterval(heartbeatTimer);
   socket?.disconnect();
   socket = null;
   run += 1;
   usersSince = null;
   messagesSince = null;
+  latestSeen = 0;
   clearUsers();
   clearMessages(ui.messageList);
   ui.userList.replaceChildren();
@@ -130,6 +130,7 @@ function showChat() {
 /** Show users that changed, and redraw the People list. */
 function showUsers(users) {
   if (users.length === 0) return;
+  latestSeen = latestChange(users, latestSeen);
   const renamed = mergeUsers(users);
   const online = renderUsers(ui.userList, session.nickname);
   ui.onlineCount.textContent = `(${online} online)`;
@@ -147,6 +148,7 @@ async function catchUpUsers(thisRun) {
 /** Add or replace messages, keeping the reader at the bottom if they were there. */
 function showMessages(messages, scroll) {
   if (messages.length === 0) return;
+  latestSeen = latestChange(messages, latestSeen);
   const stick = scroll || isAtBottom(ui.scroller);
   mergeMessages(ui.messageList, messages, authorOf);
   if (stick) scrollToBottom(ui.scroller);
@@ -166,19 +168,28 @@ async function catchUpMessages(thisRun) {
   ui.noMessages.hidden = messageCount() > 0;
 }
 
-/** Fetch what changed before the connection opened (or while it was down). */
+/** Fetch what changed before the connection opened (or while it was down); tell whether it worked. */
 async function catchUp(thisRun) {
   try {
     // Users first, so that new messages can show their author's nickname.
     await catchUpUsers(thisRun);
     await catchUpMessages(thisRun);
     if (thisRun === run) showConnection("");
+    return true;
   } catch (error) {
     // After a 401 we are back at the login form, and run has changed.
-    if (thisRun !== run) return;
+    if (thisRun !== run) return false;
     showConnection("Connection problem: reload the page to try again.");
     console.error(error);
+    return false;
   }
+}
+
+/** Fetch what changed if the server has a change newer than any we have. */
+async function catchUpTo(change, thisRun) {
+  if (change <= latestSeen) return;
+  // A number can be taken and never used: once fetched, it is seen, whatever came.
+  if ((await catchUp(thisRun)) && thisRun === run) latestSeen = Math.max(latestSeen, change);
 }
 
 /** Open the connection on which the server pushes changes, logged in with our token. */
@@ -194,7 +205,8 @@ function connect(thisRun) {
     if (socket.active) {
       showConnection("Connection lost, reconnecting…"); // the client tries again
     } else {
-      // The server refused us: our token is no longer valid.
+      // The server refused us: our token is no longer valid. Only this ends the
+      // session: a closed connection says nothing about the token.
       api.forgetSession();
       showLogin("Your session has ended. Please log in again.");
       console.error(error.message);
@@ -202,14 +214,12 @@ function connect(thisRun) {
   });
   socket.on("disconnect", (reason) => {
     if (thisRun !== run) return; // we closed it: logged out
-    if (reason === "io server disconnect") {
-      // The server closed it because our token was revoked: logged out elsewhere.
-      api.forgetSession();
-      showLogin("Your session has ended. Please log in again.");
-    } else {
-      showConnection("Connection lost, reconnecting…"); // the client tries again
-    }
+    showConnection("Connection lost, reconnecting…");
+    // The client reconnects by itself, except after the server closed the connection;
+    // then we reconnect, and the server lets us in again while our token is valid.
+    if (reason === "io server disconnect") socket.connect();
   });
+  socket.on("latest_change", ({ change }) => catchUpTo(change, thisRun));
   socket.on("user_changed", (user) => showUsers([user]));
   socket.on("message_changed", (message) => {
     showMessages([message], false);
@@ -218,7 +228,6 @@ function connect(thisRun) {
   socket.on("stats", (stats) => {
     ui.rps.textContent = stats.requests_per_second.toFixed(1);
   });
-  heartbeatTimer = setInterval(() => socket.emit("still_here"), HEARTBEAT_MS);
 }
 
 /** Log in (or sign up) with the nickname and password from the form. */
