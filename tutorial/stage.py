@@ -372,8 +372,18 @@ def stage_tree(stage):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_target(stage):
+    """Return the make target that runs all of a stage's tests: test-all where there is one.
+
+    From v0.19, `make test` leaves out the tests that start real servers, to stay quick
+    for a learner, and `make test-all` runs every test.
+    """
+    makefile = git("show", f"{stage.sha}:Makefile", check=False)
+    return "test-all" if re.search(r"^test-all:", makefile, re.MULTILINE) else "test"
+
+
 def check_stage(stage, timeout):
-    """Run `make test` at the stage's commit in a temporary worktree.
+    """Run all of a stage's tests (`make test`, or `make test-all`) in a temporary worktree.
 
     Return (result, log path, facts); facts are the stage's test counts when it passed.
     """
@@ -382,7 +392,8 @@ def check_stage(stage, timeout):
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{stage.version}-{stage.sha[:10]}.log"
     with stage_tree(stage) as tree:
-        result = run_logged(["make", "test", f"VENV={venv}"], tree, log_path, timeout)
+        result = run_logged(["make", test_target(stage), f"VENV={venv}"], tree, log_path,
+                            timeout)
         counts = None
         if result == "pass":
             try:
@@ -444,8 +455,9 @@ def collect_facts(stage, tree, venv):
     with tempfile.TemporaryDirectory() as temp:
         out = Path(temp) / "facts.json"
         env.update(FLACK_FACTS_OUT=str(out), PYTHONPATH=str(FACTS_PLUGIN_DIR))
+        # -m "": every test, also those a stage's own settings leave to `make test-all`.
         command = [str(venv / "bin" / "python"), "-m", "pytest", "--collect-only", "-q",
-                   "-p", "flack_stage_facts", "-p", "no:cacheprovider"]
+                   "-m", "", "-p", "flack_stage_facts", "-p", "no:cacheprovider"]
         result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
                                 stdin=subprocess.DEVNULL)
         if result.returncode != 0 or not out.exists():
@@ -609,6 +621,8 @@ def commands_page(stage):
     commands = [
         (f"git checkout {stage.version}", "the code as it is at this stage"),
         ("make test", "create .venv, install requirements.txt, run the tests"),
+        *([("make test-all", "every test, with those that start and kill real servers")]
+          if test_target(stage) == "test-all" else []),
         ("make run", "start the chat on http://127.0.0.1:5000"),
         ("git checkout main", "back to the latest version"),
     ]
