@@ -91,14 +91,18 @@ def main():
     parser.add_argument("--python", required=True, help="the venv's python, with pytest")
     parser.add_argument("modules", nargs="*", help="paths such as flack/auth.py")
     args = parser.parse_args()
-    modules = args.modules or sorted(str(p.relative_to(TOP)) for p in (TOP / "flack").rglob("*.py"))
+    # The tests run in copies of the project: paths given relative to this folder must
+    # not be read relative to a copy. abspath, not resolve(): the venv's python is a link.
+    python = os.path.abspath(args.python)
+    modules = ([str(Path(m).resolve().relative_to(TOP)) for m in args.modules] or
+               sorted(str(p.relative_to(TOP)) for p in (TOP / "flack").rglob("*.py")))
     with tempfile.TemporaryDirectory() as work:
         # One copy per worker, so that two deletions never meet in one tree.
         copies = [shutil.copytree(TOP, Path(work) / f"copy{n}", ignore=IGNORED) for n in (0, 1)]
         total = sum(len(decorated_statements((TOP / m).read_text())) for m in modules)
         print(f"deleting {total} statements of decorated functions, one at a time", flush=True)
         with concurrent.futures.ThreadPoolExecutor(len(copies)) as pool:
-            futures = [pool.submit(check_modules, copy, args.python, modules[n::len(copies)])
+            futures = [pool.submit(check_modules, copy, python, modules[n::len(copies)])
                        for n, copy in enumerate(copies)]
             survivors = [found for future in futures for found in future.result()]
     for path, (first, last, _) in survivors:
