@@ -71,3 +71,48 @@ def schema(python, url, prefix):
         yield f"{url}{separator}options=-csearch_path%3D{name}"
     finally:
         problem(python, url, "drop", name)
+
+
+# Run with a stage's python: create or drop a database (outside a transaction, as they must be).
+DATABASE_SCRIPT = """
+import sys
+import sqlalchemy
+url, action, name = sys.argv[1:]
+try:
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT",
+                                      connect_args={"connect_timeout": 5})
+    with engine.connect() as connection:
+        if action == "create":
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+        else:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+except Exception as error:
+    sys.exit(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+"""
+
+
+@contextlib.contextmanager
+def database(python, url, prefix):
+    """Make a new database on the server; yield (its URL, its name); drop it after.
+
+    For a scenario that reads pg_stat_database: its counters are then the app's alone.
+    """
+    name = f"{prefix}_{secrets.token_hex(4)}"
+
+    def run(action):
+        try:
+            done = subprocess.run([str(python), "-c", DATABASE_SCRIPT, url, action, name],
+                                  capture_output=True, text=True, timeout=CHECK_SECONDS,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return f"no answer within {CHECK_SECONDS} seconds"
+        return done.stderr.strip().splitlines()[-1] if done.returncode else ""
+
+    found = run("create")
+    if found:
+        raise RuntimeError(f"PostgreSQL at {without_password(url)}: {found}")
+    parts = urlsplit(url)
+    try:
+        yield parts._replace(path=f"/{name}").geturl(), name
+    finally:
+        run("drop")

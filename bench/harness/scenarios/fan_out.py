@@ -1,4 +1,4 @@
-"""Scenario 6: one message to N Socket.IO clients, from Flack (v0.17) and from Node.js socket.io."""
+"""Scenario 6: one message to N Socket.IO clients, from Flack (v0.17, v0.19) and Node.js socket.io."""
 import contextlib
 import json
 import time
@@ -7,10 +7,20 @@ from dataclasses import dataclass
 from .. import chart, flackapp, node, processes, profile
 from ..numbers import percentile
 from . import Scenario
+from .presence_writes import heartbeat_ms
 
-STAGE = "v0.17"
-FLACK, FLACK_DEFLATE, NODE = "Flack v0.17", "Flack v0.17, compressed", "Node.js socket.io"
-FLACKS = (FLACK, FLACK_DEFLATE)
+STAGES = ("v0.17", "v0.19")
+NODE = "Node.js socket.io"
+COMPRESSED = ", compressed"
+
+
+def flack_label(version, compress):
+    """Name one Flack server as the table and chart do: "Flack v0.17, compressed"."""
+    return f"Flack {version}{COMPRESSED if compress else ''}"
+
+
+FLACKS = tuple(flack_label(version, compress) for version in STAGES
+               for compress in (False, True))
 FULL = {"clients": [100, 500, 1000], "rounds": 20, "warmup_rounds": 3, "profiled_rounds": 10,
         "users": 10, "pause_seconds": 0.2}
 SMOKE = {"clients": [10], "rounds": 2, "warmup_rounds": 1, "profiled_rounds": 2,
@@ -30,6 +40,8 @@ PROFILE_PARTS = {
     "the heartbeats (`still_here`, a database write each)": "still_here (flack/sockets.py)",
     "the POSTs that saved the messages": "new_message (flack/api/messages.py)",
     "the statistics pushed every 5 s": "push_stats_forever (flack/sockets.py)",
+    "the presence refreshes (v0.19: a row a process)": "refresh_presence_forever "
+                                                       "(flack/sockets.py)",
 }
 
 
@@ -45,25 +57,32 @@ class Target:
     headers: dict
     compress: bool  # whether the clients offer to compress messages, as browsers do
     worker_pid: int | None = None  # the Python process to profile, for Flack
+    heartbeat_ms: int = 0  # how often the clients say still_here, as the stage's page does
 
 
 def measure(run):
-    """Start Flack and the reference side by side; for each N, connect N clients to each in turn."""
+    """Start the Flacks and the reference side by side; for each N, connect N clients to each."""
     settings = run.settings(FULL, SMOKE)
     most = max(settings["clients"])
     # The load generator holds every connection, and each server holds its own.
     processes.raise_open_files_limit(most + SPARE_CONNECTIONS + 1024)
     node.install(run.log_dir / "npm-bench-node.log")
-    stage_copy = run.checkout(STAGE)
-    work_dir = run.work_dir("fan-out")
     server = flackapp.Server("gunicorn + eventlet", "procfile-web")
     samples = []
     with contextlib.ExitStack() as stack:
-        app = stack.enter_context(flackapp.running(
-            stage_copy, server, work_dir, {"LOCAL_BROKER_FOLDER": str(work_dir / "broker")}))
-        reference, reference_url = stack.enter_context(node.reference_running(work_dir))
+        targets = []
+        for version in STAGES:
+            stage_copy = run.checkout(version)
+            work_dir = run.work_dir(f"fan-out-{version}")
+            app = stack.enter_context(flackapp.running(
+                stage_copy, server, work_dir, {"LOCAL_BROKER_FOLDER": str(work_dir / "broker")}))
+            found, first = flack_targets(version, app, settings["users"],
+                                         heartbeat_ms(stage_copy.tree))
+            targets += found
+        reference, reference_url = stack.enter_context(
+            node.reference_running(run.work_dir("fan-out")))
         driver = stack.enter_context(node.driver_running(run.log_dir, run.progress))
-        targets = make_targets(app, reference, reference_url, settings["users"])
+        targets.append(reference_target(first, reference, reference_url))
         payload_bytes = len(json.dumps(targets[-1].body))
         for clients in settings["clients"]:
             for number, target in enumerate(targets):
@@ -74,36 +93,46 @@ def measure(run):
                                               profile_dir))
     return {"settings": {**settings, "server": "the Procfile's web: gunicorn with eventlet",
                          "message_queue": "`LOCAL_BROKER_FOLDER` (no Redis)",
-                         "stats_push_interval_seconds": "5 (v0.17's default)",
-                         "heartbeat_seconds": 20, "payload_bytes": payload_bytes},
+                         "stats_push_interval_seconds": "5 (the stages' default)",
+                         "heartbeat_seconds": {t.label: t.heartbeat_ms / 1000
+                                               for t in targets if t.label in FLACKS},
+                         "payload_bytes": payload_bytes},
             "load_generator": f"{node.describe()}; reference: socket.io "
                               f"{node.package_version('socket.io')}",
             "runs": samples, "ratios": ratios(samples), "failures": failures(samples)}
 
 
-def make_targets(app, reference, reference_url, users):
-    """Log readers and a poster in to Flack, post a first message; describe both servers."""
+def flack_targets(version, app, users, beat_ms):
+    """Log readers and a poster in to one Flack, post a first message; return two Targets and it.
+
+    Its clients say still_here every beat_ms as the stage's page does (v0.17), or
+    nothing (v0.19, whose page sends no heartbeat).
+    """
     tokens = [flackapp.new_token(app.base_url, f"reader{n + 1}") for n in range(users)]
     bearer = {"Authorization": f"Bearer {flackapp.new_token(app.base_url, 'poster')}"}
     first = flackapp.call("POST", f"{app.base_url}/api/messages", {"source": SOURCE}, bearer)
-    # The reference pushes what it is sent with a new id: Flack's message, as large as Flack's.
-    template = {name: value for name, value in first.items() if name != "id"}
     workers = processes.descendants(app.process.pid)
     worker = workers[0] if workers else None
-    # The reference declines compression (socket.io's default): one run of it will do, whose
-    # clients offer it, so that the results show it declined.
-    return [Target(FLACK, app.process.pid, app.base_url, tokens, {"source": SOURCE}, bearer,
-                   False, worker),
-            Target(FLACK_DEFLATE, app.process.pid, app.base_url, tokens, {"source": SOURCE},
-                   bearer, True, worker),
-            Target(NODE, reference.pid, reference_url, ["-"], template, {}, True)]
+    return [Target(flack_label(version, compress), app.process.pid, app.base_url, tokens,
+                   {"source": SOURCE}, bearer, compress, worker, beat_ms)
+            for compress in (False, True)], first
+
+
+def reference_target(first, reference, reference_url):
+    """Describe the reference, which pushes what it is sent: a message of Flack's, with a new id.
+
+    It declines compression (socket.io's default): one run of it will do, whose clients
+    offer it, so that the results show it declined.
+    """
+    template = {name: value for name, value in first.items() if name != "id"}
+    return Target(NODE, reference.pid, reference_url, ["-"], template, {}, True)
 
 
 def measure_target(run, driver, target, clients, settings, profile_dir):
     """Connect the clients, time the rounds (and profile more if asked), then disconnect."""
     opened = driver.ask({"do": "open", "kind": "socket", "base_url": target.base_url,
                          "tokens": target.tokens, "clients": clients,
-                         "compress": target.compress, "heartbeat_ms": 20000},
+                         "compress": target.compress, "heartbeat_ms": target.heartbeat_ms},
                         60 + clients * 0.2)
     time.sleep(SETTLE_SECONDS)
     rss = processes.group_rss_bytes(target.pgid)
@@ -209,17 +238,29 @@ def failures(samples):
             for s in samples if s["summary"]["missing"]]
 
 
+def flacks_of(results):
+    """Return the Flack servers the results have, in the order measured."""
+    found = []
+    for sample in results["runs"]:
+        if sample["label"] != NODE and sample["label"] not in found:
+            found.append(sample["label"])
+    return found
+
+
 def draw(results, path):
     """Chart p50 and p90 until every client had the message, for each server side by side."""
     groups = by_clients(results["runs"])
-    labels = (*FLACKS, NODE)
+    flacks = flacks_of(results)
+    labels = (*flacks, NODE)
     if any(group[label]["summary"]["all_ms"]["p50"] is None
            for group in groups.values() for label in labels):
         return  # some count of clients never got a message to all: the table says so
     counts = sorted(groups)
+    plain = [label for label in flacks if not label.endswith(COMPRESSED)]
 
     def panel(p):
-        notes = [" / ".join(f"{ratio_of(results, n, label, p):.1f}×" for label in FLACKS)
+        notes = ["\n".join(f"{label.removeprefix('Flack ')}: "
+                           f"{ratio_of(results, n, label, p):.1f}×" for label in plain)
                  for n in counts]
         return chart.Panel(
             f"{p}: until every client had it", "milliseconds",
@@ -231,23 +272,27 @@ def draw(results, path):
                     [f"{clients:,} clients" for clients in counts],
                     [panel("p50"), panel("p90")],
                     note=f"{settings['rounds']} rounds per bar, one message at a time; above "
-                         "each group: Flack's time over Node's, uncompressed / compressed")
+                         "each group: each stage's time over Node's, uncompressed",
+                    panel_width=5.5)
 
 
 def table(results):
-    """Return, for each number of clients, each server's times and Flack's ratios to Node's."""
-    rows = ["| Clients | Flack p50 / p90 (ms) | Flack, compressed p50 / p90 (ms) "
-            "| Node p50 / p90 (ms) | ÷ Node, p50: Flack / compressed "
-            "| First client, p50 (ms): Flack / compressed / Node "
-            "| Load generator CPU a round, p50 (ms): Flack / compressed / Node | Missing |",
-            "|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    """Return, for each number of clients and server, its times and its ratio to Node's."""
+    rows = ["| Clients | Server | Until all had it, p50 / p90 (ms) | ÷ Node, p50 / p90 "
+            "| First client, p50 (ms) | Load generator CPU a round, p50 (ms) "
+            "| Server cores busy | Missing |",
+            "|--:|---|--:|--:|--:|--:|--:|--:|"]
     for clients, group in sorted(by_clients(results["runs"]).items()):
-        summaries = [group[label]["summary"] for label in (*FLACKS, NODE)]
-        ratio = " / ".join(multiple(ratio_of(results, clients, label)) for label in FLACKS)
-        rows.append(f"| {clients:,} | {' | '.join(times(s) for s in summaries)} | {ratio} "
-                    f"| {' / '.join(number(s['first_ms_p50']) for s in summaries)} "
-                    f"| {' / '.join(number(s['loadgen_cpu_ms_p50']) for s in summaries)} "
-                    f"| {sum(s['missing'] for s in summaries)} |")
+        for label in (*flacks_of(results), NODE):
+            sample = group.get(label)
+            if sample is None:
+                continue
+            s = sample["summary"]
+            ratio = "" if label == NODE else " / ".join(
+                multiple(ratio_of(results, clients, label, p)) for p in ("p50", "p90"))
+            rows.append(f"| {clients:,} | {label} | {times(s)} | {ratio} "
+                        f"| {number(s['first_ms_p50'])} | {number(s['loadgen_cpu_ms_p50'])} "
+                        f"| {sample['server_cores']:.2f} | {s['missing']} |")
     return "\n".join(rows) + "\n"
 
 
@@ -269,77 +314,77 @@ def times(summary):
 def reading(results):
     """Say in numbers how far Flack is from Node at each N, and what limits Flack, from py-spy."""
     groups = by_clients(results["runs"])
-    lines = [clients_reading(results, clients, groups[clients]) for clients in sorted(groups)]
-    lines.append(goal_reading(results))
+    flacks = flacks_of(results)
+    lines = [clients_reading(results, clients, groups[clients], flacks)
+             for clients in sorted(groups)]
+    lines.append(goal_reading(results, flacks))
     most = max(groups)
     group = groups[most]
+    cpu = ", ".join(f"{number(group[label]['summary']['loadgen_cpu_ms_p50'])} ({label})"
+                    for label in (*flacks, NODE))
     lines.append(
-        f"- To take in {most:,} messages, the load generator needed "
-        f"{number(group[FLACK]['summary']['loadgen_cpu_ms_p50'])}, "
-        f"{number(group[FLACK_DEFLATE]['summary']['loadgen_cpu_ms_p50'])} and "
-        f"{number(group[NODE]['summary']['loadgen_cpu_ms_p50'])} ms of CPU a round (p50; "
-        "Flack, compressed, Node). No time shorter than that can be measured here: where "
+        f"- To take in {most:,} messages, the load generator needed {cpu} ms of CPU a round "
+        "(p50). No time shorter than that can be measured here: where "
         "Node's time comes close to it, the servers' own difference is larger than the "
         "ratio says. Compressed messages cost the load generator the most, since it inflates "
         "every copy, where browsers would each inflate their own: that time is in the "
         "compressed rounds too.")
-    stats = sum(group[label]["summary"]["rounds_with_stats_push"] for label in FLACKS)
-    rounds = sum(group[label]["summary"]["rounds"] for label in FLACKS)
-    lines.append(f"- {stats} of Flack's {rounds} rounds at {most:,} clients met a push of the "
-                 "statistics to every client (every 5 s), and each client's heartbeat (every "
-                 "20 s) is a write to the database.")
-    compression = compression_reading(group)
+    for label in flacks:
+        heartbeat = results["settings"]["heartbeat_seconds"]
+        beat = heartbeat.get(label) if isinstance(heartbeat, dict) else heartbeat
+        summary = group[label]["summary"]
+        beats = (f"each client's heartbeat (every {beat:g} s, as the page sends it) is a "
+                 "write to the database" if beat else "the clients send no heartbeat, as "
+                 "the page sends none")
+        lines.append(f"- {label}: {summary['rounds_with_stats_push']} of {summary['rounds']} "
+                     f"rounds at {most:,} clients met a push of the statistics to every "
+                     f"client (every 5 s); {beats}.")
+    compression = compression_reading(group, flacks)
     if compression:
         lines.append(compression)
-    for label in FLACKS:
+    for label in flacks:
         lines.append(profile_reading(label, group[label].get("profile"), most))
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def clients_reading(results, clients, group):
+def clients_reading(results, clients, group, flacks):
     """Say in numbers how each server did at one number of clients."""
-    summaries = {label: group[label]["summary"] for label in (*FLACKS, NODE)}
+    labels = (*flacks, NODE)
+    summaries = {label: group[label]["summary"] for label in labels}
     if any(s["all_ms"]["p50"] is None for s in summaries.values()):
         return (f"- {clients:,} clients: no comparison, since a message did not reach every "
                 "client.")
-    every = {label: s["all_ms"] for label, s in summaries.items()}
-    return (
-        f"- {clients:,} clients: every client had the message after {every[FLACK]['p50']:.0f} "
-        f"ms from Flack (p50; p90 {every[FLACK]['p90']:.0f} ms), "
-        f"{every[FLACK_DEFLATE]['p50']:.0f} ms from Flack compressing it (p90 "
-        f"{every[FLACK_DEFLATE]['p90']:.0f} ms) and {every[NODE]['p50']:.0f} ms from Node (p90 "
-        f"{every[NODE]['p90']:.0f} ms): {multiple(ratio_of(results, clients, FLACK))} and "
-        f"{multiple(ratio_of(results, clients, FLACK_DEFLATE))} Node's time. The first client "
-        f"had it after {summaries[FLACK]['first_ms_p50']:.0f}, "
-        f"{summaries[FLACK_DEFLATE]['first_ms_p50']:.0f} and "
-        f"{summaries[NODE]['first_ms_p50']:.0f} ms. During the rounds the servers kept "
-        f"{group[FLACK]['server_cores']:.2f}, {group[FLACK_DEFLATE]['server_cores']:.2f} and "
-        f"{group[NODE]['server_cores']:.2f} cores busy, and held {group[FLACK]['rss_mib']:.0f}, "
-        f"{group[FLACK_DEFLATE]['rss_mib']:.0f} and {group[NODE]['rss_mib']:.0f} MiB of "
-        "memory with the clients connected.")
+    each = "; ".join(
+        f"{label} {summaries[label]['all_ms']['p50']:.0f} ms (p90 "
+        f"{summaries[label]['all_ms']['p90']:.0f}"
+        + ("" if label == NODE else f", {multiple(ratio_of(results, clients, label))} Node's")
+        + f"; first client {summaries[label]['first_ms_p50']:.0f} ms; "
+          f"{group[label]['server_cores']:.2f} cores busy, {group[label]['rss_mib']:.0f} MiB)"
+        for label in labels)
+    return f"- {clients:,} clients, until every client had the message (p50): {each}."
 
 
-def goal_reading(results):
-    """Say whether Flack is within the goal's ratio of Node at the goal's number of clients."""
-    found = {label: ratio_of(results, TARGET_CLIENTS, label) for label in FLACKS}
-    if None in found.values():
+def goal_reading(results, flacks):
+    """Say whether each Flack is within the goal's ratio of Node at the goal's clients."""
+    found = {label: ratio_of(results, TARGET_CLIENTS, label) for label in flacks}
+    if not found or None in found.values():
         return None
-    within = [label for label, value in found.items() if value <= TARGET_RATIO]
-    verdict = "both within it" if len(within) == 2 else \
-        f"only {within[0]} within it" if within else "neither within it"
+    each = ", ".join(f"{label} {multiple(value)}"
+                     + (" (within)" if value <= TARGET_RATIO else "")
+                     for label, value in found.items())
     return (f"- The goal: Flack within {TARGET_RATIO:g}× of Node's time at {TARGET_CLIENTS:,} "
-            f"clients. It took {multiple(found[FLACK])} uncompressed and "
-            f"{multiple(found[FLACK_DEFLATE])} compressed (p50): {verdict}.")
+            f"clients (p50): {each}.")
 
 
-def compression_reading(group):
+def compression_reading(group, flacks):
     """Say which server compressed its WebSocket messages when the clients offered it."""
     agreed = {label: "permessage-deflate" in (group[label]["websocket_extensions"] or "")
-              for label in (FLACK_DEFLATE, NODE)}
+              for label in (*flacks, NODE) if group[label]["compression_offered"]}
+    said = ", ".join(f"{label.removesuffix(COMPRESSED)} {'accepted' if accepted else 'declined'}"
+                     for label, accepted in agreed.items())
     return (f"- When the clients offered to compress messages (permessage-deflate, as browsers "
-            f"do), Flack {'accepted' if agreed[FLACK_DEFLATE] else 'declined'}: eventlet's "
-            f"WebSocket then compresses each push once for each client. Node "
-            f"{'accepted' if agreed[NODE] else 'declined'}, as socket.io does by default.")
+            f"do): {said}. Eventlet's WebSocket, when it accepts, compresses each push once "
+            "for each client; socket.io declines by default.")
 
 
 def profile_reading(label, summary, clients):
@@ -349,21 +394,23 @@ def profile_reading(label, summary, clients):
     if "problem" in summary or not summary.get("samples"):
         return (f"- {label} could not be profiled: "
                 f"{summary.get('problem', 'py-spy took no samples')}.")
-    parts = "; ".join(f"{part['share']:.0%} in {part['name']}" for part in summary["parts"])
+    parts = "; ".join(f"{part['share']:.0%} in {part['name']}" for part in summary["parts"]
+                      if part["share"])
     functions = ", ".join(f"`{item['name']}` {item['share']:.0%}"
                           for item in summary["own_by_function"][:3])
     return (f"- Where the time goes, {label}, {clients:,} clients: py-spy sampled the worker "
             f"through {summary['samples']} moments of work in more rounds, back to back and not "
             f"counted above: "
-            f"{parts}. The functions with the most time of their own: {functions}.")
+            f"{parts or 'none in the parts named'}. The functions with the most time of their "
+            f"own: {functions}.")
 
 
 SCENARIO = Scenario(
     name="fan-out", number=6,
     title="Fan-out against a Node.js Socket.IO reference",
     question="How long one message takes to reach every one of 100, 500 and 1,000 connected "
-             "clients (p50 and p90), from Flack at v0.17 in one process, with and without "
-             "compressing its WebSocket messages, and from a minimal Node.js socket.io "
-             "server; Flack's time over Node's; and where Flack's time goes.",
-    stages=(STAGE,), also_needs="Node.js and npm", needs_wrk=False,
+             "clients (p50 and p90), from Flack at v0.17 and at v0.19, each in one process, "
+             "with and without compressing its WebSocket messages, and from a minimal Node.js "
+             "socket.io server; Flack's time over Node's; and where Flack's time goes.",
+    stages=STAGES, also_needs="Node.js and npm", needs_wrk=False,
     measure=measure, chart=draw, table=table, reading=reading)
