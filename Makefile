@@ -33,6 +33,8 @@ WEB_PORT ?= 5000
 PROXY_PORT ?= 8000
 serve: export REDIS_URL ?= redis://127.0.0.1:6379/0
 serve: export SERVE_FOLDER ?= $(abspath .serve)
+# nginx is the one proxy in front: the rate limits count the address it saw.
+serve: export PROXIES ?= 1
 serve: $(VENV)/.installed node_modules/.installed
 	$(BIN)/honcho start release
 	$(BIN)/python deploy/local_nginx.py --web-processes $(WEB_PROCESSES) \

@@ -35,6 +35,7 @@ class Config:
     SQLALCHEMY_DATABASE_URI = "sqlite:///" + os.path.join(basedir, "flack.sqlite")
     MAX_CONTENT_LENGTH = 64 * 1024         # bytes in a request body
     PASSWORD_HASH_METHOD = "scrypt"        # werkzeug.security's method for new passwords
+    PASSWORD_HASH_THREADS = 1              # hashes that one process runs at once, each on a core
     TOKEN_LIFETIME = 24 * 60 * 60          # seconds a token stays valid
     PRESENCE_TIMEOUT = 60                  # seconds without a request before offline
     PRESENCE_CHECK_INTERVAL = 5.0          # seconds between presence sweeps
@@ -45,6 +46,8 @@ class Config:
     MESSAGE_MAX_LENGTH = 2000              # characters of Markdown in a message
     MESSAGES_DEFAULT_LIMIT = 100
     MESSAGES_MAX_LIMIT = 500
+    USERS_DEFAULT_LIMIT = 100              # users in a page of GET /api/users
+    USERS_MAX_LIMIT = 500
     LINK_PREVIEWS = True                   # fetch a preview of each link in a message
     LINK_PREVIEW_ALLOW_PRIVATE = False     # True lets previews reach local addresses
     LINK_PREVIEW_TIMEOUT = 3.0             # seconds to connect, and to download a page
@@ -65,10 +68,27 @@ class Config:
     # Socket.IO: how the server pushes changes to the browsers.
     SOCKETIO_ASYNC_MODE = "threading"      # gunicorn.conf.py sets eventlet or gevent
     SOCKETIO_MESSAGE_QUEUE = None          # REDIS_URL's server if unset
-    SOCKETIO_ORIGINS = ""                  # other sites' pages that may connect, comma-separated
+    # Other sites whose pages may use the API and connect, comma-separated, such as
+    # https://chat.example.com: CORS headers for /api, and Socket.IO's origin check.
+    ALLOWED_ORIGINS = ""
     PRESENCE_REFRESH_INTERVAL = 20.0       # seconds between a web process's refreshes of its row
     SOCKETIO_MAX_MESSAGE_SIZE = 4096       # bytes a browser may send at once: its token
     STATS_PUSH_INTERVAL = 5.0              # seconds between pushes of the request statistics
+    # Events a browser may send per interval; over it, it is cut off (Flack's send none).
+    SOCKETIO_EVENT_BUDGET = 10
+    SOCKETIO_EVENT_INTERVAL = 10.0         # seconds
+    # Rate limits (Flask-Limiter's notation: "10 per minute", or several with ";"). They are
+    # kept in Redis when REDIS_URL is set, so that every process counts together, or else
+    # in each process's memory. Every login counts against its nickname, failed ones against
+    # the address too.
+    RATELIMIT_ENABLED = True
+    LOGIN_LIMIT_PER_NICKNAME = "10 per minute"
+    LOGIN_LIMIT_PER_ADDRESS = "30 per minute"
+    REGISTER_LIMIT_PER_ADDRESS = "10 per hour"
+    MESSAGE_LIMIT_PER_USER = "10 per 10 seconds"
+    # How many proxies in front of the web processes set X-Forwarded-For: the address a
+    # limit counts is the one that the nearest of them saw. 0: the client connects directly.
+    PROXIES = 0
 
 
 class DevelopmentConfig(Config):
@@ -95,6 +115,9 @@ class TestingConfig(Config):
     CELERY_BROKER_URL = "memory://"
     STATS_PUSH_INTERVAL = 0.0  # no pushes on a timer, unless a test asks
     PRESENCE_REFRESH_INTERVAL = 0.0  # no refreshes on a timer: tests call refresh_presence()
+    # Limits that no other test reaches; the tests of the limits set their own.
+    LOGIN_LIMIT_PER_NICKNAME = LOGIN_LIMIT_PER_ADDRESS = "1000 per minute"
+    REGISTER_LIMIT_PER_ADDRESS = MESSAGE_LIMIT_PER_USER = "1000 per minute"
 
 
 class ProductionConfig(Config):
@@ -159,6 +182,9 @@ def load(config=None):
         raise ConfigError(
             f"SOCKETIO_MESSAGE_QUEUE is not set: the {config.__name__} settings need one, or "
             "what the worker changes never reaches the browsers; REDIS_URL's server will do")
+    if os.environ.get("SOCKETIO_ORIGINS") and not settings.get("TESTING"):
+        raise ConfigError("SOCKETIO_ORIGINS is now ALLOWED_ORIGINS: since v0.20 the same "
+                          "list lets other sites' pages use the API (CORS) and connect")
     if settings["SOCKETIO_ASYNC_MODE"] not in ASYNC_MODES:
         raise ConfigError(f"SOCKETIO_ASYNC_MODE: use {', '.join(ASYNC_MODES)}, "
                           f"not {settings['SOCKETIO_ASYNC_MODE']!r}")

@@ -19,7 +19,7 @@ from flask_migrate import Migrate
 
 from config import load as load_config
 
-from . import background, commands, errors, sockets, stats
+from . import background, commands, errors, limits, origins, sockets, stats
 from .api import api as api_blueprint
 from .main import main as main_blueprint
 from .models import db
@@ -41,6 +41,8 @@ def create_app(config=None):
     background.init_app(app)
     sockets.init_app(app)
     errors.init_app(app)
+    limits.init_app(app)
+    origins.init_app(app)
     app.register_blueprint(main_blueprint)
     app.register_blueprint(api_blueprint, url_prefix="/api")
     commands.init_app(app)

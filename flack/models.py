@@ -22,11 +22,11 @@ from sqlalchemy import (
     inspect,
     update,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, validates
 from sqlalchemy.orm.attributes import flag_modified
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import utils
+from . import nicknames, utils
+from .passwords import hash_password
 
 
 class Base(DeclarativeBase):
@@ -54,6 +54,9 @@ def enforce_foreign_keys(dbapi_connection, connection_record):
 
 # The limits of what a user types in, which the API checks and the login form shows.
 NICKNAME_MAX_LENGTH = 32  # the column's size: changing it needs a migration
+# NFKC makes a string up to 18 times longer (U+FDFA, one character, becomes 18), and
+# a nickname's key is its NFKC form: the key's column must hold 18 times the nickname.
+NICKNAME_KEY_MAX_LENGTH = 18 * NICKNAME_MAX_LENGTH
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 
@@ -133,7 +136,9 @@ class User(Timestamps, db.Model):
     stamped_on_creation = ("created_at", "updated_at", "last_seen_at")
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nickname: Mapped[str] = mapped_column(String(NICKNAME_MAX_LENGTH), unique=True)
+    nickname: Mapped[str] = mapped_column(String(NICKNAME_MAX_LENGTH))  # as typed, and shown
+    # What makes a nickname taken: two that RFC 8266 compares as equal have one key.
+    nickname_key: Mapped[str] = mapped_column(String(NICKNAME_KEY_MAX_LENGTH), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     online: Mapped[bool] = mapped_column(default=False)
     last_seen_at: Mapped[float]
@@ -142,14 +147,15 @@ class User(Timestamps, db.Model):
     tokens: Mapped[list["Token"]] = relationship(
         back_populates="user", cascade="all, delete-orphan")
 
+    @validates("nickname")
+    def set_nickname_key(self, attribute, nickname):
+        """Give a new nickname its key; raise ValueError if RFC 8266 refuses the nickname."""
+        self.nickname_key = nicknames.nickname_key(nickname)
+        return nickname
+
     def set_password(self, password):
         """Store a salted hash of the password, never the password itself."""
-        self.password_hash = generate_password_hash(
-            password, method=current_app.config["PASSWORD_HASH_METHOD"])
-
-    def check_password(self, password):
-        """Tell whether the password is this user's."""
-        return check_password_hash(self.password_hash, password)
+        self.password_hash = hash_password(password)
 
     def mark_seen(self):
         """Record that the user was just seen, and mark them online.

@@ -18,14 +18,15 @@ import kombu
 import redis
 import socketio as python_socketio
 from flask import current_app, request
-from flask_socketio import ConnectionRefusedError, SocketIO, emit
+from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from . import presence, stats
+from . import presence, stats, utils
 from .auth import find_token
 from .background import FolderTransport
 from .models import ChangeCounter, Connection, Message, User, db
+from .origins import allowed_origins
 
 socketio = SocketIO()
 
@@ -63,8 +64,7 @@ def message_queue(config, write_only):
 
 def allowed_origin(config):
     """Return the check of the Origin header of a browser that connects."""
-    others = {origin.strip() for origin in config["SOCKETIO_ORIGINS"].split(",")
-              if origin.strip()}
+    others = set(allowed_origins(config))  # the same list as the API's CORS headers
 
     def check(origin, environ):
         """Let pages of this site connect, and those of the sites the settings name."""
@@ -90,6 +90,8 @@ def init_app(app):
     # {sid: (user_id, token_id)}, which it writes back if the sweep forgot them.
     app.extensions["flack_process"] = process_name()
     app.extensions["flack_connections"] = {}
+    # What each connection has sent in its current interval: {sid: (start, events)}.
+    app.extensions["flack_event_budgets"] = {}
     app.extensions["flack_timers"] = {"stats": threading.Lock(), "presence": threading.Lock()}
 
 
@@ -230,10 +232,32 @@ def connect(auth):
     start_timers(app)
 
 
+def within_budget(sid):
+    """Count an event from a connection; tell whether it is within the connection's budget."""
+    config, budgets = current_app.config, current_app.extensions["flack_event_budgets"]
+    now = utils.timestamp()
+    start, events = budgets.get(sid, (now, 0))
+    if now - start >= config["SOCKETIO_EVENT_INTERVAL"]:
+        start, events = now, 0  # a new interval
+    budgets[sid] = (start, events + 1)
+    return events + 1 <= config["SOCKETIO_EVENT_BUDGET"]
+
+
+@socketio.on("*")
+def any_event(event_name, *args):
+    """Ignore what a browser sends (Flack's client sends nothing), and close a flood."""
+    # Each event costs this process some work, whatever its name; a client that sends
+    # more than its budget is not Flack's client, and is told so and cut off.
+    if not within_budget(request.sid):
+        emit("too_many_events", {"message": "this connection sent too many events"})
+        disconnect()
+
+
 @socketio.on("disconnect")
 def on_disconnect(reason):
     """Forget the connection; its user goes offline if it was their last one."""
     current_app.extensions["flack_connections"].pop(request.sid, None)
+    current_app.extensions["flack_event_budgets"].pop(request.sid, None)
     connection = db.session.get(Connection, request.sid)
     if connection is not None:  # None: its session ended, or the sweep forgot it
         user_id = connection.user_id

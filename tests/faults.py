@@ -144,7 +144,8 @@ class ChatClient:
         self.http, self.token = Http(base), token
         self.messages = {}        # id -> the newest version seen
         self.cursor = None        # the largest change fetched through the API
-        self.latest_seen = 0      # the largest change fetched or pushed
+        self.fetched_up_to = 0    # every change up to it is here...
+        self.pushed_since = set() # ...and these, pushed after it
         self.lock = threading.Lock()
         self.refused = []         # the server's refusals: a session that ended
         self.server_closed = 0    # connections that the server closed
@@ -153,7 +154,8 @@ class ChatClient:
         self.client.on("connect", lambda: self.catch_up_soon())
         self.client.on("connect_error", self.on_connect_error)
         self.client.on("disconnect", self.on_disconnect)
-        self.client.on("message_changed", lambda message: self.merge([message]))
+        self.client.on("message_changed", self.on_message_changed)
+        self.client.on("user_changed", lambda user: self.note_pushed(user["change"]))
         self.client.on("latest_change", self.on_latest_change)
         self.client.connect(base, auth={"token": token}, transports=["websocket"],
                             wait_timeout=10)
@@ -168,18 +170,40 @@ class ChatClient:
         if reason == self.client.reason.SERVER_DISCONNECT:
             self.server_closed += 1
 
-    def on_latest_change(self, data):
-        """Fetch what changed if the server has a change newer than any this client has."""
+    def on_message_changed(self, message):
+        """Keep a pushed message, and its change number."""
+        self.note_pushed(message["change"])
+        self.merge([message])
+
+    def note_pushed(self, change):
+        """Remember the change number of a pushed row."""
         with self.lock:
-            behind = data["change"] > self.latest_seen
-        if behind:
-            threading.Thread(target=self.catch_up, args=(data["change"],), daemon=True).start()
+            if change > self.fetched_up_to:
+                self.pushed_since.add(change)
+
+    def have_up_to(self, change):
+        """Count every change up to this one as here."""
+        with self.lock:
+            self.fetched_up_to = max(self.fetched_up_to, change)
+            self.pushed_since = {number for number in self.pushed_since
+                                 if number > self.fetched_up_to}
+
+    def on_latest_change(self, data):
+        """Fetch what changed if a change up to the server's latest is missing here."""
+        change = data["change"]
+        with self.lock:
+            if change <= self.fetched_up_to:
+                return
+            missing = set(range(self.fetched_up_to + 1, change + 1)) - self.pushed_since
+        if missing:
+            threading.Thread(target=self.catch_up, args=(change,), daemon=True).start()
+        else:
+            self.have_up_to(change)
 
     def merge(self, messages):
         """Keep the newer version of each message."""
         with self.lock:
             for message in messages:
-                self.latest_seen = max(self.latest_seen, message["change"])
                 known = self.messages.get(message["id"])
                 if known is None or message["change"] > known["change"]:
                     self.messages[message["id"]] = message
@@ -208,8 +232,7 @@ class ChatClient:
                 if body["messages"]:
                     self.cursor = max(message["change"] for message in body["messages"])
                 if len(body["messages"]) < 100:
-                    with self.lock:
-                        self.latest_seen = max(self.latest_seen, seen)
+                    self.have_up_to(seen)
                     return
 
     def has_final(self, messages):
@@ -309,6 +332,8 @@ class FaultRun:
             "LAST_SEEN_INTERVAL": "2",
             "LINK_PREVIEW_RESEND_AFTER": "5", "LINK_PREVIEW_GIVE_UP_AFTER": "40",
             "LINK_PREVIEW_REPAIR_INTERVAL": "1",
+            # The poster posts five messages a second, as one user (v0.20's limits).
+            "MESSAGE_LIMIT_PER_USER": "100 per second",
         }
         self.env.pop("FLACK_TEST_REDIS_URL", None)
         self.start_redis()

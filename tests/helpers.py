@@ -81,12 +81,17 @@ def count(model):
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-def assert_error(response, status, mentions=""):
+def assert_error(response, status, mentions="", fields=None):
     """Check that a response is a JSON error with the given status, whose message
-    names what is wrong (mentions, such as a field's name)."""
+    names what is wrong (mentions, such as a field's name), and which names the bad
+    fields of the request's body, if it was loaded through a schema."""
     assert response.status_code == status
     assert response.is_json
-    assert response.json.keys() == {"error", "message"}
+    if fields is None:
+        assert response.json.keys() == {"error", "message"}
+    else:
+        assert response.json.keys() == {"error", "message", "fields"}
+        assert response.json["fields"].keys() == set(fields)
     assert response.json["error"] == HTTPStatus(status).phrase
     assert response.json["message"] and mentions in response.json["message"]
 

@@ -7,7 +7,8 @@
 // turns), and, once every client is connected, posts a few messages: the clients take
 // turns, perSecond messages a second in all, as a busy chat would. Every client
 // must then have every message exactly once: pushed, or fetched through the API
-// after a reconnection, as the browser does. It prints progress lines, then one
+// after a reconnection or when latest_change shows that a push was lost, as the
+// browser does. It prints progress lines, then one
 // line of JSON with the figures. One process and one clock: the latency of a message
 // is the time from just before its POST to its arrival at each client.
 import { io } from "socket.io-client";
@@ -58,6 +59,8 @@ class Client {
     this.sources = new Set(); // the texts of the messages this client has
     this.latencies = []; // [round of the message, milliseconds]
     this.cursor = null; // the largest change number fetched through the API
+    this.fetchedUpTo = 0; // every change up to it is here, and those in pushedSince
+    this.pushedSince = new Set();
     this.connections = 0;
   }
 
@@ -69,6 +72,8 @@ class Client {
         reconnectionDelay: 250, reconnectionDelayMax: 1000,
       });
       this.socket.on("message_changed", (message) => this.receive(message, sentAt));
+      this.socket.on("user_changed", (user) => this.pushedSince.add(user.change));
+      this.socket.on("latest_change", ({ change }) => this.catchUpTo(change));
       this.socket.on("connect", () => {
         this.connections += 1;
         this.catchUp();
@@ -79,6 +84,7 @@ class Client {
 
   /** Count a pushed message, and how long it took since its POST started. */
   receive(message, sentAt) {
+    this.pushedSince.add(message.change);
     const key = `${message.id}/${message.change}`;
     this.pushed.set(key, (this.pushed.get(key) ?? 0) + 1);
     if (!this.sources.has(message.source) && sentAt.has(message.source)) {
@@ -99,6 +105,17 @@ class Client {
       }
       if (data.messages.length < 500 || this.cursor === null) return;
     }
+  }
+
+  /** Fetch what changed if a change up to the server's latest is missing, as the page does. */
+  async catchUpTo(change) {
+    if (change <= this.fetchedUpTo) return;
+    let missing = false;
+    for (let number = this.fetchedUpTo + 1; number <= change && !missing; number += 1) {
+      missing = !this.pushedSince.has(number);
+    }
+    if (missing) await this.catchUp();
+    this.fetchedUpTo = Math.max(this.fetchedUpTo, change);
   }
 
   /** Post a message, and remember when its POST started. */

@@ -61,7 +61,9 @@ def test_nothing_is_lost_stuck_or_logged_out_when_a_process_dies(stack, fault, c
     assert set(result["posted"]) <= set(stored_ids)  # every 201 is stored...
     assert len(sources) == len(set(sources))  # ...once
     assert result["pending"] == []  # every preview reached its final version
-    assert result["recovered_after"] is not None, "the clients did not all catch up"
+    assert result["recovered_after"] is not None, (
+        "the clients did not all catch up: " + json.dumps({key: result[key] for key in (
+            "clients_missing", "refused", "server_closed", "tokens_valid", "alive")}))
     assert result["clients_missing"] == [0] * len(result["clients_missing"])
     assert result["refused"] == [[]] * len(result["refused"])  # nobody logged out
     assert result["server_closed"] == [0] * len(result["server_closed"])

@@ -75,7 +75,17 @@ def test_markdown_is_rendered(client, accounts):
 ])
 def test_post_message_invalid(client, body, accounts):
     auth = accounts.login()
-    assert_error(client.post("/api/messages", json=body, headers=auth), 400, mentions="source")
+    assert_error(client.post("/api/messages", json=body, headers=auth), 400, mentions="source",
+                 fields={"source"})
+    assert count(Message) == 0
+
+
+def test_a_message_can_set_its_source_only(client, accounts):
+    auth = accounts.login()
+    body = {"source": "hello", "html": "<script>alert(1)</script>", "user_id": 2}
+    response = client.post("/api/messages", json=body, headers=auth)
+    assert_error(response, 400, fields={"html", "user_id"})
+    assert response.json["fields"]["html"] == ["Unknown field."]
     assert count(Message) == 0
 
 
@@ -172,7 +182,7 @@ def test_edit_message_errors(client, accounts):
     url = f"/api/messages/{message['id']}"
     assert_error(client.put(url, json={"source": "yours"}, headers=david), 403,
                  mentions="your own message")
-    assert_error(client.put(url, json={"source": ""}, headers=susan), 400)
+    assert_error(client.put(url, json={"source": ""}, headers=susan), 400, fields={"source"})
     assert_error(client.put(url, json=["source"], headers=susan), 400)
     assert_error(client.put(url, json={"source": "x"}), 401)
     assert_error(client.put("/api/messages/999", json={"source": "x"}, headers=susan), 404)

@@ -203,3 +203,139 @@ def test_the_preview_columns_are_filled_in_for_the_messages_there_are(empty_app)
     assert result.exit_code == 0, result.output
     columns = {column["name"] for column in inspect(db.engine).get_columns("messages")}
     assert not columns & {"previews_pending", "edited_at"}
+
+
+KEYS_REVISION = "0c68b1be9531"  # nicknames compared by RFC 8266, unique by their keys
+BEFORE_KEYS = "b6e1f0c3a8d4"
+
+
+def rows(sql):
+    """Return the rows of a query, read on a connection of its own that it closes."""
+    with db.engine.connect() as connection:
+        return connection.execute(text(sql)).all()
+
+
+def revision():
+    """Return the revision that the database is at."""
+    return rows("SELECT version_num FROM alembic_version")[0][0]
+
+
+def add_users(app, *nicknames, at=BEFORE_KEYS):
+    """Upgrade to a revision before nickname keys, and add users with these nicknames."""
+    result = flask_db(app, "upgrade", at)
+    assert result.exit_code == 0, result.output
+    with db.engine.begin() as connection:
+        for nickname in nicknames:
+            connection.execute(text(
+                "INSERT INTO users (nickname, password_hash, online, last_seen_at, created_at,"
+                " updated_at) VALUES (:nickname, 'x', false, 0, 0, 0)"), {"nickname": nickname})
+
+
+def add_token_and_message(user_id):
+    """Give a user a token and a message, rows that refer to the users table."""
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO tokens (digest, user_id, created_at, expires_at)"
+            " VALUES ('digest', :user_id, 0, 1)"), {"user_id": user_id})
+        connection.execute(text(
+            "INSERT INTO messages (source, html, user_id, created_at, updated_at)"
+            " VALUES ('hi', '<p>hi</p>', :user_id, 0, 0)"), {"user_id": user_id})
+
+
+def unique_constraints():
+    """Return the names of the unique constraints of the users table."""
+    return {constraint["name"] for constraint in inspect(db.engine).get_unique_constraints("users")}
+
+
+def test_upgrade_gives_each_user_the_key_of_their_nickname(empty_app):
+    add_users(empty_app, "Zoë", "wide")
+    add_token_and_message(1)  # SQLite copies the users table, which these refer to
+    upgrade(empty_app)
+    assert rows("SELECT id, nickname, nickname_key FROM users ORDER BY id") == [
+        (1, "Zoë", "zoë"), (2, "wide", "wide")]
+    assert rows("SELECT user_id FROM tokens UNION ALL SELECT user_id FROM messages") == [
+        (1,), (1,)]
+    assert model_differences() == []
+    if db.engine.dialect.name == "sqlite":  # the copy turned them off for a while
+        assert rows("PRAGMA foreign_keys") == [(1,)]
+    response = empty_app.test_client().post(
+        "/api/users", json={"nickname": "ZOË", "password": PASSWORD})
+    assert response.status_code == 409
+
+
+@pytest.mark.parametrize("nicknames", [("zoë", "ZOË"), ("wide", "ｗｉｄｅ")])
+def test_upgrade_refuses_nicknames_that_become_one_and_changes_nothing(
+        empty_app, caplog, nicknames):
+    add_users(empty_app, "susan", *nicknames)
+    add_token_and_message(2)
+    before = rows("SELECT * FROM users ORDER BY id")
+    result = flask_db(empty_app, "upgrade")
+    assert result.exit_code == 1
+    first, second = nicknames
+    key = "zoë" if first == "zoë" else "wide"
+    assert (f'nicknames that RFC 8266 makes one: "{first}" (user 2) and "{second}" (user 3)'
+            f' -> "{key}"') in caplog.text
+    assert "then run `python manage.py db upgrade` again" in caplog.text
+    assert revision() == BEFORE_KEYS
+    assert rows("SELECT * FROM users ORDER BY id") == before
+    assert unique_constraints() == {"uq_users_nickname"}
+    # The advice works: rename one of them, and upgrade again.
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE users SET nickname = 'zoe2' WHERE id = 3"))
+    upgrade(empty_app)
+    assert model_differences() == []
+
+
+def test_upgrade_names_a_nickname_the_rfc_refuses(empty_app, caplog):
+    add_users(empty_app, "susan", "\u0140")  # a letter that v0.19 took, but RFC 8266 refuses
+    result = flask_db(empty_app, "upgrade")
+    assert result.exit_code == 1
+    assert 'a nickname that RFC 8266 refuses: "\u0140" (user 2)' in caplog.text
+    assert revision() == BEFORE_KEYS
+
+
+def test_a_refusal_after_earlier_revisions_leaves_a_database_that_upgrades(empty_app):
+    add_users(empty_app, "zoë", "ZOË", at=FIRST_REVISION)
+    assert flask_db(empty_app, "upgrade").exit_code == 1
+    # PostgreSQL undoes the whole upgrade; SQLite keeps the revisions before the refusal.
+    assert revision() == {"postgresql": FIRST_REVISION, "sqlite": BEFORE_KEYS}[
+        db.engine.dialect.name]
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE users SET nickname = 'zoe2' WHERE id = 2"))
+    upgrade(empty_app)
+    assert model_differences() == []
+
+
+def test_downgrade_makes_nicknames_unique_as_typed_again(empty_app):
+    add_users(empty_app, "Zoë", "wide")
+    add_token_and_message(1)
+    upgrade(empty_app)
+    result = flask_db(empty_app, "downgrade", BEFORE_KEYS)
+    assert result.exit_code == 0, result.output
+    assert revision() == BEFORE_KEYS
+    columns = {column["name"] for column in inspect(db.engine).get_columns("users")}
+    assert "nickname_key" not in columns
+    assert unique_constraints() == {"uq_users_nickname"}
+    indexes = {index["name"] for index in inspect(db.engine).get_indexes("users")}
+    assert {"ix_users_change", "ix_users_online_last_seen_at"} <= indexes
+    assert rows("SELECT id, nickname FROM users ORDER BY id") == [(1, "Zoë"), (2, "wide")]
+    assert rows("SELECT COUNT(*) FROM tokens") == [(1,)]
+    upgrade(empty_app)  # and up again
+    assert rows("SELECT nickname_key FROM users ORDER BY id") == [("zoë",), ("wide",)]
+
+
+def test_a_failure_in_the_copy_of_the_users_table_undoes_the_revision(empty_app):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite copies the table, and runs DDL outside a transaction")
+    add_users(empty_app, "zoë")
+    with db.engine.begin() as connection:  # in the way of the copy that the batch makes
+        connection.execute(text("CREATE TABLE _alembic_tmp_users (id INTEGER)"))
+    assert flask_db(empty_app, "upgrade").exit_code == 1
+    assert revision() == BEFORE_KEYS
+    assert "nickname_key" not in {column["name"] for column in inspect(db.engine).get_columns(
+        "users")}
+    assert rows("PRAGMA foreign_keys") == [(1,)]  # not the connection that turned them off
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP TABLE _alembic_tmp_users"))
+    upgrade(empty_app)
+    assert model_differences() == []

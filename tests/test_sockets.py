@@ -133,7 +133,8 @@ def test_a_refused_post_pushes_nothing(client, accounts, connect):
     auth = accounts.login()
     connection = connect(auth)
     connection.get_received()
-    assert_error(client.post("/api/messages", json={"source": " "}, headers=auth), 400)
+    assert_error(client.post("/api/messages", json={"source": " "}, headers=auth), 400,
+                 fields={"source"})
     assert connection.get_received() == []
 
 
@@ -440,6 +441,45 @@ def test_events_the_server_does_not_know_are_ignored(client, accounts, connect, 
     assert "Traceback" not in caplog.text and not caplog.records
 
 
+def test_a_connection_that_floods_is_told_and_closed(client, clock, app, accounts, connect):
+    app.config.update(SOCKETIO_EVENT_BUDGET=5, SOCKETIO_EVENT_INTERVAL=10.0)
+    flooder = connect(accounts.login("mallory"))
+    bystander = connect(susan := accounts.login("susan"))
+    flooder.get_received()
+    for _ in range(5):
+        flooder.emit("anything", "x")
+    assert flooder.is_connected()
+    assert received(flooder, "too_many_events") == []
+    flooder.emit("anything", "x")  # one over the budget
+    assert not flooder.is_connected()
+    # Told before it was closed (the test client keeps what it got in its queue).
+    assert [packet["args"] for packet in flooder.queue if packet["name"] == "too_many_events"
+            ] == [[{"message": "this connection sent too many events"}]]
+    # The others are not affected, nor is the flooder's user, who is still logged in.
+    bystander.get_received()
+    message = post_message(client, susan, "still here")
+    assert received(bystander, "message_changed") == [message]
+    assert client.get("/api/users", headers=susan).status_code == 200
+    assert app.extensions["flack_event_budgets"] == {}  # forgotten with its connection
+
+
+def test_the_budget_is_renewed_every_interval(client, clock, app, accounts, connect):
+    app.config.update(SOCKETIO_EVENT_BUDGET=3, SOCKETIO_EVENT_INTERVAL=10.0)
+    connection = connect(accounts.login())
+    for _ in range(3):
+        connection.emit("anything")
+    clock.advance(9.9)
+    connection.emit("anything")  # the fourth in one interval
+    assert not connection.is_connected()
+    connection = connect(accounts.login("david"))
+    for _ in range(3):
+        for _ in range(3):
+            connection.emit("anything")
+        clock.advance(10)
+    assert connection.is_connected()
+    assert received(connection, "too_many_events") == []
+
+
 def test_statistics_are_pushed_on_a_timer(client, accounts, connect, app, monkeypatch):
     auth = accounts.login()
     connection = connect(auth)
@@ -505,7 +545,7 @@ def test_statistics_without_redis_are_not_pushed(client, accounts, connect, app,
 
 class FriendlyConfig(TestingConfig):
     """Testing settings that let two other sites' pages connect."""
-    SOCKETIO_ORIGINS = "http://friends.example, https://chat.example"
+    ALLOWED_ORIGINS = "http://friends.example, https://chat.example"
 
 
 @pytest.mark.parametrize("origin, allowed", [

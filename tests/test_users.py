@@ -3,6 +3,7 @@ import pytest
 from sqlalchemy import select
 
 from flack.models import Token, User, db
+from flack.passwords import password_matches
 from tests.helpers import PASSWORD, assert_error, count
 
 
@@ -27,8 +28,8 @@ def test_password_is_hashed(app, accounts, method):
     user = db.session.scalar(select(User))
     assert user.password_hash.startswith(method)
     assert PASSWORD not in user.password_hash
-    assert user.check_password(PASSWORD)
-    assert not user.check_password("wrong password")
+    assert password_matches(user.password_hash, PASSWORD)
+    assert not password_matches(user.password_hash, "wrong password")
 
 
 def test_register_taken_nickname_is_a_conflict(accounts):
@@ -41,7 +42,7 @@ def test_register_taken_nickname_is_a_conflict(accounts):
 
 def test_invalid_fields_are_found_before_a_taken_nickname(accounts):
     accounts.register()
-    assert_error(accounts.register(password="short"), 400)
+    assert_error(accounts.register(password="short"), 400, fields={"password"})
     assert count(User) == 1
 
 
@@ -51,6 +52,8 @@ def test_invalid_fields_are_found_before_a_taken_nickname(accounts):
     ({"nickname": "x" * 33, "password": PASSWORD}, "nickname"),
     ({"nickname": "<script>alert(1)</script>", "password": PASSWORD}, "nickname"),
     ({"nickname": "two words", "password": PASSWORD}, "nickname"),
+    ({"nickname": " susan", "password": PASSWORD}, "nickname"),
+    ({"nickname": "susan\u3000", "password": PASSWORD}, "nickname"),
     ({"nickname": 42, "password": PASSWORD}, "nickname"),
     ({"nickname": ["susan"], "password": PASSWORD}, "nickname"),
     ({"nickname": "nul\x00", "password": PASSWORD}, "nickname"),
@@ -62,8 +65,24 @@ def test_invalid_fields_are_found_before_a_taken_nickname(accounts):
     ({"nickname": "susan", "password": None}, "password"),
 ])
 def test_register_invalid_fields(client, body, field):
-    assert_error(client.post("/api/users", json=body), 400, mentions=field)
+    assert_error(client.post("/api/users", json=body), 400, mentions=field, fields={field})
     assert count(User) == 0
+
+
+def test_fields_the_api_does_not_know_are_refused(client):
+    body = {"nickname": "susan", "password": PASSWORD, "admin": True}
+    assert_error(client.post("/api/users", json=body), 400, mentions="admin",
+                 fields={"admin"})
+    assert count(User) == 0
+
+
+def test_every_bad_field_is_named_at_once(client):
+    response = client.post("/api/users", json={"nickname": "two words", "password": "short"})
+    assert_error(response, 400, fields={"nickname", "password"})
+    assert response.json["fields"]["password"] == ["Length must be between 8 and 128."]
+    assert "nickname: " in response.json["message"] and "password: " in response.json["message"]
+    response = client.post("/api/users", json={"nickname": "", "password": PASSWORD})
+    assert response.json["fields"] == {"nickname": ["Length must be between 1 and 32."]}
 
 
 def test_nickname_limits(accounts):
@@ -106,7 +125,8 @@ def test_get_users(client, accounts):
     accounts.register("david")
     response = client.get("/api/users")
     assert response.status_code == 200
-    assert [user["nickname"] for user in response.json["users"]] == ["david", "susan"]
+    # In the order they changed, as a client pages through them with after=<change>.
+    assert [user["nickname"] for user in response.json["users"]] == ["susan", "david"]
 
 
 def test_get_users_online_filter(client, accounts):
@@ -127,9 +147,30 @@ def test_get_users_changed_after(client, accounts):
     assert client.get(f"/api/users?after={david['change']}").json["users"] == []
 
 
+def test_users_come_in_pages(client, app, accounts):
+    app.config.update(USERS_DEFAULT_LIMIT=2, USERS_MAX_LIMIT=3)
+    for nickname in ("anna", "bob", "carl", "dora", "emil"):
+        accounts.register(nickname)
+    first = client.get("/api/users").json["users"]
+    assert [user["nickname"] for user in first] == ["anna", "bob"]
+    after = first[-1]["change"]
+    rest = client.get(f"/api/users?after={after}&limit=10").json["users"]  # capped at 3
+    assert [user["nickname"] for user in rest] == ["carl", "dora", "emil"]
+    last = client.get(f"/api/users?after={rest[-1]['change']}&limit=3").json["users"]
+    assert last == []
+
+
+def test_a_page_of_users_online(client, app, accounts):
+    for nickname in ("anna", "bob", "carl"):
+        accounts.login(nickname)
+    accounts.register("dora")
+    page = client.get("/api/users?online=1&limit=2").json["users"]
+    assert [user["nickname"] for user in page] == ["anna", "bob"]
+
+
 @pytest.mark.parametrize("query", [
     "online=yes", "online=2", "after=yesterday", "after=nan", "after=inf", "after=",
-    "updated_since=1800000000",
+    "updated_since=1800000000", "limit=0", "limit=many",
 ])
 def test_get_users_bad_query(client, query):
     assert_error(client.get(f"/api/users?{query}"), 400, mentions=query.split("=")[0])
@@ -176,19 +217,21 @@ def test_edit_other_user_forbidden(client, accounts):
     assert client.get(f"/api/users/{david['id']}").json["nickname"] == "david"
 
 
-@pytest.mark.parametrize("body, status", [
-    ({}, 400),
-    ({"nickname": "david"}, 409),
-    ({"nickname": "david", "password": "new password"}, 409),
-    ({"nickname": "bad nickname"}, 400),
-    ({"nickname": "fine", "password": "short"}, 400),
-    ({"password": ["not", "a", "string"]}, 400),
+@pytest.mark.parametrize("body, status, fields", [
+    ({}, 400, {"_schema"}),
+    ({"nickname": "david"}, 409, None),
+    ({"nickname": "david", "password": "new password"}, 409, None),
+    ({"nickname": "bad nickname"}, 400, {"nickname"}),
+    ({"nickname": "fine", "password": "short"}, 400, {"password"}),
+    ({"password": ["not", "a", "string"]}, 400, {"password"}),
+    ({"nickname": "fine", "online": False}, 400, {"online"}),
 ])
-def test_edit_user_invalid(client, body, status, accounts):
+def test_edit_user_invalid(client, body, status, fields, accounts):
     auth = accounts.login("susan")
     accounts.register("david")
     user_id = client.get("/api/users?online=1").json["users"][0]["id"]
-    assert_error(client.put(f"/api/users/{user_id}", json=body, headers=auth), status)
+    assert_error(client.put(f"/api/users/{user_id}", json=body, headers=auth), status,
+                 fields=fields)
     # Nothing was written: the nickname, the password and the tokens are as they were.
     assert client.get(f"/api/users/{user_id}").json["nickname"] == "susan"
     assert client.post("/api/tokens", auth=("susan", PASSWORD)).status_code == 200

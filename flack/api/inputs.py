@@ -1,13 +1,13 @@
-"""Reading API requests: JSON bodies and their fields, query arguments, and ids.
+"""Reading API requests: JSON bodies, query arguments, and ids.
 
 Each function returns a valid value or stops the request with a 400 (or a 403,
 404, 409 or 415) that says what is wrong, so a view never works on bad input.
+The fields of a JSON body are checked by its schema (flack.api.schemas).
 """
 
-from flask import abort, current_app, request
+from flask import abort, request
 from sqlalchemy.exc import IntegrityError
 
-from .. import utils
 from ..auth import token_auth
 from ..models import db
 
@@ -23,27 +23,6 @@ def json_object():
     if not isinstance(data, dict):
         abort(400, "the request body must be a JSON object")
     return data
-
-
-def text_field(data, name, max_length, min_length=1):
-    """Return a string field of a JSON body, or None when it is absent."""
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        abort(400, f"{name} must be a string")
-    if not utils.storable(value):
-        abort(400, f"{name} contains characters that are not allowed")
-    if not min_length <= len(value) <= max_length:
-        abort(400, f"{name} must be {min_length} to {max_length} characters long")
-    return value
-
-
-def required(value, name):
-    """Return a field's value, or stop with a 400 if it was missing."""
-    if value is None:
-        abort(400, f"{name} is required")
-    return value
 
 
 def change_arg():
@@ -70,18 +49,18 @@ def flag_arg(name):
     return None if value is None else value == "1"
 
 
-def limit_arg():
-    """Return the limit query argument, capped at the configured maximum."""
+def limit_arg(default, maximum):
+    """Return the limit query argument, or default when it is absent; never above maximum."""
     value = request.args.get("limit")
     if value is None:
-        return current_app.config["MESSAGES_DEFAULT_LIMIT"]
+        return default
     try:
         limit = int(value)
     except ValueError:
         abort(400, "limit must be an integer")
     if limit < 1:
         abort(400, "limit must be at least 1")
-    return min(limit, current_app.config["MESSAGES_MAX_LIMIT"])
+    return min(limit, maximum)
 
 
 def get_or_404(model, id):

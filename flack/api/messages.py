@@ -1,31 +1,16 @@
 """The API's messages: post, list or poll for new ones, read, and edit your own."""
-from flask import abort, current_app
+from flask import current_app
 from sqlalchemy import select
 
 from .. import utils
 from ..auth import token_auth, token_optional
+from ..limits import messages_per_user
 from ..models import Message, db
 from ..rendering import render_markdown, wants_previews
 from ..tasks import request_link_previews
 from .blueprint import api
-from .inputs import (
-    change_arg,
-    get_or_404,
-    get_own_or_abort,
-    json_object,
-    limit_arg,
-    required,
-    text_field,
-)
-
-
-def source_field(data):
-    """Return the Markdown source of a message from a JSON body."""
-    source = required(text_field(data, "source", current_app.config["MESSAGE_MAX_LENGTH"]),
-                      "source")
-    if not source.strip():
-        abort(400, "source must not be blank")
-    return source
+from .inputs import change_arg, get_or_404, get_own_or_abort, limit_arg
+from .schemas import MessageSchema, load
 
 
 def save_message(message):
@@ -54,10 +39,11 @@ def save_and_request_previews(message):
 
 @api.post("/messages")
 @token_auth.login_required
+@messages_per_user
 def new_message():
     """Post a message; the previews of its links arrive later, as an update."""
     message = Message(author=token_auth.current_user())
-    set_text(message, source_field(json_object()))
+    set_text(message, load(MessageSchema)["source"])
     save_and_request_previews(message)
     return message.to_dict(), 201, {"Location": utils.url_for("api.get_message", id=message.id)}
 
@@ -66,7 +52,8 @@ def new_message():
 @token_optional
 def get_messages():
     """Return the latest messages, or the first ones changed after a change number."""
-    limit = limit_arg()
+    limit = limit_arg(current_app.config["MESSAGES_DEFAULT_LIMIT"],
+                      current_app.config["MESSAGES_MAX_LIMIT"])
     after = change_arg()
     if after is None:
         latest = db.session.scalars(
@@ -88,10 +75,11 @@ def get_message(id):
 
 @api.put("/messages/<int:id>")
 @token_auth.login_required
+@messages_per_user
 def edit_message(id):
     """Change the text of one of the caller's messages."""
     message = get_own_or_abort(Message, id)
-    set_text(message, source_field(json_object()))
+    set_text(message, load(MessageSchema)["source"])
     message.edited_at = utils.timestamp()
     save_and_request_previews(message)
     return message.to_dict()

@@ -2,12 +2,15 @@
 from flask import g
 
 from ..auth import basic_auth, token_auth
+from ..limits import login_per_address, login_per_nickname
 from ..models import Token, db
 from ..sessions import close_ended_connections, end_sessions
 from .blueprint import api
 
 
 @api.post("/tokens")
+@login_per_nickname  # checked before the password is: a refused login costs no hash
+@login_per_address
 @basic_auth.login_required
 def new_token():
     """Give the caller a new token in exchange for nickname and password."""

@@ -1,50 +1,27 @@
-"""The API's users: register, list, read, and change your own nickname or password."""
-import re
-
-from flask import abort
+"""The API's users: register, list a page of them, read one, and change your own."""
+from flask import current_app
 from sqlalchemy import select
 
 from .. import utils
 from ..auth import token_auth, token_optional
-from ..models import NICKNAME_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, Token, User, db
+from ..limits import register_per_address
+from ..models import Token, User, db
 from ..sessions import close_ended_connections, end_sessions
 from .blueprint import api
-from .inputs import (
-    change_arg,
-    commit_or_409,
-    flag_arg,
-    get_or_404,
-    get_own_or_abort,
-    json_object,
-    required,
-    text_field,
-)
-
-NICKNAME_PATTERN = re.compile(r"[\w.-]+")
-
-
-def nickname_field(data):
-    """Return a valid nickname from a JSON body, or None when it is absent."""
-    nickname = text_field(data, "nickname", NICKNAME_MAX_LENGTH)
-    if nickname is not None and not NICKNAME_PATTERN.fullmatch(nickname):
-        abort(400, "nickname may only contain letters, digits, '_', '.' and '-'")
-    return nickname
-
-
-def password_field(data):
-    """Return a valid password from a JSON body, or None when it is absent."""
-    return text_field(data, "password", PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH)
+from .inputs import change_arg, commit_or_409, flag_arg, get_or_404, get_own_or_abort, limit_arg
+from .schemas import NewUserSchema, UserChangesSchema, load
 
 
 @api.post("/users")
+@register_per_address
 def new_user():
     """Register a new user."""
-    data = json_object()
-    user = User(nickname=required(nickname_field(data), "nickname"))
-    user.set_password(required(password_field(data), "password"))
+    fields = load(NewUserSchema)
+    user = User(nickname=fields["nickname"])
+    user.set_password(fields["password"])
     db.session.add(user)
-    # The nickname's unique constraint decides whether it is taken: a check made
-    # before the insert could be out of date by the time the insert runs.
+    # The unique constraint on the nickname's compared form decides whether it is
+    # taken: a check made before the insert could be out of date when the insert runs.
     commit_or_409("nickname is already taken")
     return user.to_dict(), 201, {"Location": utils.url_for("api.get_user", id=user.id)}
 
@@ -52,15 +29,17 @@ def new_user():
 @api.get("/users")
 @token_optional
 def get_users():
-    """Return the users, optionally only those online or changed after a change number."""
-    query = select(User).order_by(User.nickname)
+    """Return a page of users in the order they changed, optionally only those online."""
+    query = select(User).order_by(User.change)
     online = flag_arg("online")
     if online is not None:
         query = query.where(User.online == online)
     after = change_arg()
     if after is not None:
         query = query.where(User.change > after)
-    return {"users": [user.to_dict() for user in db.session.scalars(query)]}
+    limit = limit_arg(current_app.config["USERS_DEFAULT_LIMIT"],
+                      current_app.config["USERS_MAX_LIMIT"])
+    return {"users": [user.to_dict() for user in db.session.scalars(query.limit(limit))]}
 
 
 @api.get("/users/<int:id>")
@@ -75,17 +54,13 @@ def get_user(id):
 def edit_user(id):
     """Change the caller's own nickname or password."""
     user = get_own_or_abort(User, id)
-    data = json_object()
-    nickname = nickname_field(data)
-    password = password_field(data)
-    if nickname is None and password is None:
-        abort(400, "give a nickname or a password to change")
-    if password is not None:
-        user.set_password(password)
+    changes = load(UserChangesSchema)
+    if "password" in changes:
+        user.set_password(changes["password"])
         # Whoever knew the old password may hold a token: end every session of the user.
         end_sessions(Token.user_id == user.id)
-    if nickname is not None:  # after the delete, which flushes: a taken one fails at commit
-        user.nickname = nickname
+    if "nickname" in changes:  # after the delete, which flushes: a taken one fails at commit
+        user.nickname = changes["nickname"]
     user.touch()
     commit_or_409("nickname is already taken")
     changed = user.to_dict()  # before the connections close, which may end this session's use

@@ -147,9 +147,9 @@ function withQuery(path, parameters) {
   return text ? `${path}?${text}` : path;
 }
 
-/** Fetch users changed after a change number (all users when after is null). */
-export async function getUsers(after) {
-  const data = await requestWithToken("GET", withQuery("/api/users", { after }));
+/** Fetch up to limit users changed after a change number (from the first when after is null). */
+export async function getUsers(after, limit) {
+  const data = await requestWithToken("GET", withQuery("/api/users", { after, limit }));
   return data.users;
 }
 

@@ -7,7 +7,7 @@ import { showError } from "./dom.js";
 import { clearMessages, mergeMessages, messageCount, redrawAuthors } from "./messages.js";
 import { clearUsers, mergeUsers, nicknameOf, renderUsers } from "./users.js";
 
-const PAGE_SIZE = 100; // messages per request
+const PAGE_SIZE = 100; // users or messages per request
 const BOTTOM_SLACK_PX = 40; // "at the bottom" allows for a little rounding
 
 const byId = (id) => document.getElementById(id);
@@ -42,9 +42,14 @@ let session = null; // {token, nickname} while logged in
 // pushes from two processes may arrive out of order.
 let usersSince = null;
 let messagesSince = null;
-// The newest change number this page has, pushed or fetched: when the server says that
-// a newer one exists, a push was lost on its way here, and the page fetches it.
-let latestSeen = 0;
+// Every change up to fetchedUpTo is on this page, and so are those in pushedSince, pushed
+// after it. When the server says that its latest change is n, and a number up to n is in
+// neither, a push was lost on its way here (or the number was never used), and the page
+// fetches what changed. The newest change pushed is not enough: a push can be lost while
+// a later one arrives.
+let fetchedUpTo = 0;
+let pushedSince = new Set();
+const MOST_NUMBERS_CHECKED = 1000; // beyond, fetching is cheaper than checking
 let socket = null; // the Socket.IO connection while logged in
 let run = 0; // changes on log in and out, so late answers for an old session are dropped
 
@@ -92,7 +97,8 @@ function resetChat() {
   run += 1;
   usersSince = null;
   messagesSince = null;
-  latestSeen = 0;
+  fetchedUpTo = 0;
+  pushedSince = new Set();
   clearUsers();
   clearMessages(ui.messageList);
   ui.userList.replaceChildren();
@@ -130,25 +136,26 @@ function showChat() {
 /** Show users that changed, and redraw the People list. */
 function showUsers(users) {
   if (users.length === 0) return;
-  latestSeen = latestChange(users, latestSeen);
   const renamed = mergeUsers(users);
   const online = renderUsers(ui.userList, session.nickname);
   ui.onlineCount.textContent = `(${online} online)`;
   if (renamed.size > 0) redrawAuthors(renamed, authorOf);
 }
 
-/** Fetch the users that changed while we were not connected. */
+/** Fetch the users that changed while we were not connected, a page at a time. */
 async function catchUpUsers(thisRun) {
-  const users = await api.getUsers(usersSince);
-  if (thisRun !== run) return;
-  showUsers(users);
-  usersSince = latestChange(users, usersSince);
+  for (;;) {
+    const users = await api.getUsers(usersSince, PAGE_SIZE);
+    if (thisRun !== run) return;
+    showUsers(users);
+    usersSince = latestChange(users, usersSince);
+    if (users.length < PAGE_SIZE) break;
+  }
 }
 
 /** Add or replace messages, keeping the reader at the bottom if they were there. */
 function showMessages(messages, scroll) {
   if (messages.length === 0) return;
-  latestSeen = latestChange(messages, latestSeen);
   const stick = scroll || isAtBottom(ui.scroller);
   mergeMessages(ui.messageList, messages, authorOf);
   if (stick) scrollToBottom(ui.scroller);
@@ -185,11 +192,36 @@ async function catchUp(thisRun) {
   }
 }
 
-/** Fetch what changed if the server has a change newer than any we have. */
+/** Remember the change numbers of rows the server pushed. */
+function notePushed(items) {
+  for (const item of items) if (item.change > fetchedUpTo) pushedSince.add(item.change);
+}
+
+/** Tell whether every change number up to change was pushed to this page or fetched. */
+function hasEveryChangeUpTo(change) {
+  if (change - fetchedUpTo > MOST_NUMBERS_CHECKED) return false;
+  for (let number = fetchedUpTo + 1; number <= change; number++) {
+    if (!pushedSince.has(number)) return false;
+  }
+  return true;
+}
+
+/** Move fetchedUpTo to change, and forget the pushed numbers up to it. */
+function haveUpTo(change) {
+  fetchedUpTo = Math.max(fetchedUpTo, change);
+  pushedSince = new Set([...pushedSince].filter((number) => number > fetchedUpTo));
+}
+
+/** Fetch what changed if a change up to the server's latest is missing here. */
 async function catchUpTo(change, thisRun) {
-  if (change <= latestSeen) return;
-  // A number can be taken and never used: once fetched, it is seen, whatever came.
-  if ((await catchUp(thisRun)) && thisRun === run) latestSeen = Math.max(latestSeen, change);
+  if (change <= fetchedUpTo) return;
+  if (hasEveryChangeUpTo(change)) {
+    haveUpTo(change);
+    return;
+  }
+  // The server read its latest number after that change's commit: once the fetch is
+  // done, every change up to it is here, or was a number never used.
+  if ((await catchUp(thisRun)) && thisRun === run) haveUpTo(change);
 }
 
 /** Open the connection on which the server pushes changes, logged in with our token. */
@@ -220,8 +252,12 @@ function connect(thisRun) {
     if (reason === "io server disconnect") socket.connect();
   });
   socket.on("latest_change", ({ change }) => catchUpTo(change, thisRun));
-  socket.on("user_changed", (user) => showUsers([user]));
+  socket.on("user_changed", (user) => {
+    notePushed([user]);
+    showUsers([user]);
+  });
   socket.on("message_changed", (message) => {
+    notePushed([message]);
     showMessages([message], false);
     ui.noMessages.hidden = true;
   });

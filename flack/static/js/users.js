@@ -32,6 +32,13 @@ function compareUsers(a, b) {
   return a.nickname.localeCompare(b.nickname, undefined, { sensitivity: "base" });
 }
 
+/** Tell whether two nicknames are one, near enough to how the server compares them. */
+function sameNickname(a, b) {
+  // The server compares by RFC 8266: "ZOË" logs in as "zoë", who is shown as registered.
+  const key = (nickname) => nickname.normalize("NFKC").toLowerCase();
+  return key(a) === key(b);
+}
+
 /** Build the list item for one user. */
 function renderUser(user, isMe) {
   const item = make("li", user.online ? "user online" : "user offline");
@@ -48,6 +55,7 @@ function renderUser(user, isMe) {
 /** Redraw the People list; return how many users are online. */
 export function renderUsers(list, myNickname) {
   const sorted = [...users.values()].sort(compareUsers);
-  list.replaceChildren(...sorted.map((user) => renderUser(user, user.nickname === myNickname)));
+  const items = sorted.map((user) => renderUser(user, sameNickname(user.nickname, myNickname)));
+  list.replaceChildren(...items);
   return sorted.filter((user) => user.online).length;
 }
