@@ -24,6 +24,13 @@ each web process must answer on its own port, and a message posted through nginx
 must reach a page opened on each web process directly: whichever process nginx
 chose, the others get the message through Redis.
 
+From v0.20 (a config.py with ALLOWED_ORIGINS), in both modes, a page of its own on two
+more loopback ports checks CORS: Flack allows one of them. From the allowed site, a
+browser page can sign up, log in and post through the API, read every answer, a
+refused login's too, and be pushed its message over Socket.IO. From the other, the
+browser hides the API's answers and the server refuses its sockets, WebSocket included
+(which browsers never check); the API's headers name the one allowed origin only.
+
 It drives any stage: from v0.17, the checkout needs the browser's npm packages first
 (make -C DIR node_modules/.installed; `make screenshots` does it for this checkout).
 Needs Debian's /usr/bin/chromium (apt-get install chromium) and playwright from
@@ -31,20 +38,26 @@ tutorial/requirements-screenshots.txt. Nothing here reaches the internet: the
 messages hold no http(s) links, so the server fetches no link previews.
 """
 import argparse
+import base64
+import functools
+import http.server
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,9 +133,66 @@ AFTER_THE_PAGES = ("Through nginx, pushed to a page on each process.", "pushed t
 
 # Failed requests that a page makes on purpose, as (status, API path): logging in as
 # a new nickname is refused a token before it signs up, and a nickname the API does
-# not allow is then refused by the sign-up too.
+# not allow is then refused by the sign-up too. The other site's page (v0.20 and later)
+# logs in with a wrong password on purpose.
 NEW_NICKNAME = [(401, "/api/tokens")]
 REFUSED_NICKNAME = [(401, "/api/tokens"), (400, "/api/users")]
+WRONG_PASSWORD = [(401, "/api/tokens")]
+
+# The cross-origin check (v0.20 and later): a user of another site, and their message.
+OTHER_SITE_NICKNAME = "carol"
+OTHER_SITE_MESSAGE = "Hello from another site, through the API."
+# The other site's page: the same on both of its origins. It takes the Socket.IO client
+# from the checkout's npm package: Flack serves it only as a module, which a page of
+# another origin may import only with CORS headers, and /vendor has none.
+OTHER_SITE_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>Another site</title>
+<link rel="icon" href="data:,">
+<script type="module">
+import { io } from "./socket.io.esm.min.js";
+
+const flack = new URLSearchParams(location.search).get("flack");
+const pushed = [];
+let connects = 0;
+
+window.otherSite = {
+  pushed,
+  connects: () => connects,
+  // Call Flack's API: return what this page may read of the answer, or why it may not.
+  async call(method, path, body, authorization) {
+    const headers = {};
+    if (body !== null) headers["Content-Type"] = "application/json";
+    if (authorization !== null) headers.Authorization = authorization;
+    try {
+      const response = await fetch(flack + path, {
+        method, headers, body: body === null ? undefined : JSON.stringify(body) });
+      return { status: response.status, location: response.headers.get("Location"),
+               body: await response.json() };
+    } catch (error) {
+      return { failed: `${error.name}: ${error.message}` };
+    }
+  },
+  // Connect with a token, by one transport or as Flack's page does; tell how it went.
+  connect(token, transport) {
+    const options = { auth: { token }, reconnection: false };
+    if (transport !== null) options.transports = [transport];
+    const socket = io(flack, options);
+    socket.on("message_changed", (message) => pushed.push(message));
+    return new Promise((resolve) => {
+      socket.on("connect", () => resolve({ connected: ++connects }));
+      socket.on("connect_error", (error) => resolve({ refused: error.message }));
+    });
+  },
+};
+</script>
+"""
+OTHER_SITE_CALL = "([method, path, body, auth]) => otherSite.call(method, path, body, auth)"
+OTHER_SITE_CONNECT = "([token, transport]) => otherSite.connect(token, transport)"
+OTHER_SITE_PUSHED = "source => otherSite.pushed.some((message) => message.source === source)"
+# Browsers never apply CORS to WebSockets: refused, that transport proves the server's check.
+REFUSED_TRANSPORTS = ("polling", "websocket")
+REFUSED_SOCKET_MS = 1000  # how long a refused page waits to see that nothing connects after all
 
 # Run in every page before its own scripts. It notes, on the one clock that all the
 # browser's pages share, when Enter is pressed in the post box and when a message is
@@ -166,6 +236,13 @@ class Server:
     process: subprocess.Popen
     url: str  # where the browsers go
     web_urls: list  # with --serve, each web process on its own port behind nginx
+
+
+@dataclass
+class OtherSites:
+    """The origins of the cross-origin check's page: one that Flack allows, one it refuses."""
+    allowed: str
+    refused: str
 
 
 def parse_args():
@@ -232,12 +309,12 @@ def server_commands(root, python):
     return [[python, "flack.py"]]  # v0.1 to v0.3: the script creates its tables
 
 
-def start_server(root, python, folder, log):
+def start_server(root, python, folder, log, settings):
     """Set up and start the app from the checkout's top on a free port, logging to a file."""
     port = free_port()
     # The database and the broker's folder (v0.15 and later) in folder, not in the checkout.
     env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite:///{folder / 'flack.sqlite'}",
-               LOCAL_BROKER_FOLDER=str(folder / "broker"))
+               LOCAL_BROKER_FOLDER=str(folder / "broker"), **settings)
     *setup, start = server_commands(root, python)
     for command in setup:
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
@@ -265,7 +342,7 @@ def production_env(folder):
             "REDIS_URL": redis_url(), "REDIS_PREFIX": f"{folder.name}:"}
 
 
-def start_behind_nginx(root, python, folder, log):
+def start_behind_nginx(root, python, folder, log, settings):
     """Start the chat with `make serve` on free ports: web processes behind nginx."""
     first_web_port = free_ports_in_a_row(WEB_PROCESSES)
     web_ports = range(first_web_port, first_web_port + WEB_PROCESSES)
@@ -277,16 +354,21 @@ def start_behind_nginx(root, python, folder, log):
                f"WEB_PORT={first_web_port}", f"PROXY_PORT={proxy_port}",
                f"SERVE_FOLDER={folder / 'serve'}"]
     # make, honcho, the web processes, the worker, beat and nginx: one process group.
-    process = subprocess.Popen(command, cwd=root, env=production_env(folder), stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(command, cwd=root, env={**production_env(folder), **settings},
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return Server(process, f"http://127.0.0.1:{proxy_port}",
                   web_urls=[f"http://127.0.0.1:{port}" for port in web_ports])
 
 
+def loopback_opener():
+    """Return a URL opener for this machine's servers, which ignores any proxy settings."""
+    # An empty ProxyHandler: a proxy from the environment must not see loopback requests.
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def wait_for_answer(url, process, seconds):
     """Wait until a URL's server answers, or fail if the process exits or it takes too long."""
-    # An empty ProxyHandler: a proxy from the environment must not see loopback requests.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = loopback_opener()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -334,10 +416,20 @@ def wait_until(locator, what):
         raise CheckFailed(f"{what}, not within {WAIT_MS // 1000} seconds") from None
 
 
-def record_errors(page, errors, expected_failures):
+def names_server(message, url):
+    """Tell whether a console message is about a request to the server at a URL."""
+    host = urllib.parse.urlsplit(url).netloc
+    return (f"//{host}/" in message.text
+            or urllib.parse.urlsplit(message.location["url"]).netloc == host)
+
+
+def record_errors(page, errors, expected_failures, refused_by=None):
     """Collect the page's JavaScript errors and console errors into a list."""
-    # expected_failures: the (status, API path) of the requests the page fails on purpose.
+    # expected_failures: the (status, API path) of the requests the page fails on purpose;
+    # refused_by: a server that the page only calls to be refused, every call an error.
     def is_expected(message):
+        if refused_by is not None and names_server(message, refused_by):
+            return True
         return any(f"status of {status}" in message.text and path in message.location["url"]
                    for status, path in expected_failures)
 
@@ -349,12 +441,13 @@ def record_errors(page, errors, expected_failures):
     page.on("pageerror", lambda error: errors.append(str(error)))
 
 
-def new_page(browser, base_url, size, errors, expected_failures=NEW_NICKNAME, **options):
+def new_page(browser, base_url, size, errors, expected_failures=NEW_NICKNAME, refused_by=None,
+             **options):
     """Open a page in a new browser context (its own sessionStorage, its own user)."""
     context = browser.new_context(base_url=base_url, viewport=size, **options)
     context.add_init_script(DELIVERY_CLOCK)
     page = context.new_page()
-    record_errors(page, errors, expected_failures)
+    record_errors(page, errors, expected_failures, refused_by)
     return page
 
 
@@ -558,6 +651,200 @@ def check_every_process_pushes(browser, server, errors):
         page.context.close()
 
 
+def has_allowed_origins(root):
+    """Tell whether a checkout's settings have ALLOWED_ORIGINS (v0.20 and later)."""
+    config = root / "config.py"
+    return config.exists() and re.search(r"^\s*ALLOWED_ORIGINS\s*=", config.read_text(),
+                                         re.MULTILINE) is not None
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serve a folder's files without logging each request."""
+
+    def log_message(self, format, *args):
+        """Say nothing: the browser's requests are not this script's output."""
+
+
+def write_other_site(root, folder):
+    """Write the cross-origin check's page, with the checkout's Socket.IO client, to a folder."""
+    folder.mkdir()
+    (folder / "index.html").write_text(OTHER_SITE_PAGE)
+    client = root / "node_modules" / "socket.io-client" / "dist" / "socket.io.esm.min.js"
+    shutil.copy(client, folder)
+
+
+def serve_folder(folder):
+    """Serve a folder on a free loopback port from a thread; return the started server."""
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@contextmanager
+def other_sites(root, folder):
+    """Serve the other site's page on two ports, for a checkout with ALLOWED_ORIGINS, or none."""
+    if not has_allowed_origins(root):
+        yield None
+        return
+    write_other_site(root, folder / "other-site")
+    servers = [serve_folder(folder / "other-site") for _ in range(2)]
+    try:
+        yield OtherSites(*(f"http://127.0.0.1:{server.server_port}" for server in servers))
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def basic_auth(nickname, password):
+    """Return the Authorization header that logs a nickname in with a password."""
+    return "Basic " + base64.b64encode(f"{nickname}:{password}".encode()).decode()
+
+
+def open_other_site(browser, origin, flack_url, errors, **options):
+    """Open the other site's page at an origin, in a new browser context, calling flack_url."""
+    page = new_page(browser, origin, DESKTOP_SIZE, errors, **options)
+    page.goto("/?" + urllib.parse.urlencode({"flack": flack_url}))
+    return page
+
+
+def call_api(page, method, path, body=None, authorization=None):
+    """Call the API from the other site's page; return what the page may read of the answer."""
+    return page.evaluate(OTHER_SITE_CALL, [method, path, body, authorization])
+
+
+def expect_answer(answer, status, what, field=None):
+    """Check that the page read an answer with a status and, if named, a field in its JSON."""
+    body = answer.get("body")
+    if answer.get("status") != status or (field and not (isinstance(body, dict) and field in body)):
+        raise CheckFailed(f"from the allowed origin, {what} should read {status}"
+                          f"{f' with {field!r}' if field else ''}, not {answer}")
+    return body
+
+
+def expect_location(answer, what):
+    """Check that the page could read the Location header of a 201 answer (it is exposed)."""
+    if not answer.get("location"):
+        raise CheckFailed(f"from the allowed origin, {what}'s answer had no readable Location")
+
+
+def use_api_from(page):
+    """Sign up, log in and fail a login from the other site's page; return the token."""
+    signup = call_api(page, "POST", "/api/users",
+                      {"nickname": OTHER_SITE_NICKNAME, "password": PASSWORD})
+    expect_answer(signup, 201, "signing up", "nickname")
+    expect_location(signup, "signing up")
+    login = call_api(page, "POST", "/api/tokens",
+                     authorization=basic_auth(OTHER_SITE_NICKNAME, PASSWORD))
+    token = expect_answer(login, 200, "logging in", "token")["token"]
+    wrong = call_api(page, "POST", "/api/tokens",
+                     authorization=basic_auth(OTHER_SITE_NICKNAME, PASSWORD + " staple"))
+    expect_answer(wrong, 401, "logging in with a wrong password", "error")
+    return token
+
+
+def check_pushed_from(page, token):
+    """Connect the other site's page with a token, post, and wait for the push of the post."""
+    connection = page.evaluate(OTHER_SITE_CONNECT, [token, None])
+    if "connected" not in connection:
+        raise CheckFailed(f"from the allowed origin, the socket was refused: {connection}")
+    posted = call_api(page, "POST", "/api/messages", {"source": OTHER_SITE_MESSAGE},
+                      f"Bearer {token}")
+    expect_answer(posted, 201, "posting a message", "source")
+    expect_location(posted, "posting a message")
+    try:
+        page.wait_for_function(OTHER_SITE_PUSHED, arg=OTHER_SITE_MESSAGE, timeout=WAIT_MS)
+    except PlaywrightTimeoutError:
+        raise CheckFailed("from the allowed origin, the socket was not pushed the message it"
+                          f" posted, not within {WAIT_MS // 1000} seconds") from None
+
+
+def check_allowed_origin(browser, flack_url, origin, errors):
+    """Use the API and a socket from a page of the allowed origin; return the token and lines."""
+    page = open_other_site(browser, origin, flack_url, errors, expected_failures=WRONG_PASSWORD)
+    token = use_api_from(page)
+    check_pushed_from(page, token)
+    page.context.close()
+    return token, [
+        f"cross-origin: a page of the allowed {origin} signed up, logged in and posted through"
+        " the API, reading each answer (201 and Location, 200 and a token, 201 and Location)",
+        f"cross-origin: a page of the allowed {origin} read a wrong password's answer: 401 with"
+        " an error",
+        f"cross-origin: a page of the allowed {origin} connected its socket and was pushed the"
+        " message it posted",
+    ]
+
+
+def refused_sockets(page, token):
+    """Connect the refused page's sockets, one transport each; return the errors they got."""
+    refusals = {}
+    for transport in REFUSED_TRANSPORTS:
+        connection = page.evaluate(OTHER_SITE_CONNECT, [token, transport])
+        if "refused" not in connection:
+            raise CheckFailed(f"from the refused origin, a {transport} socket connected")
+        refusals[transport] = connection["refused"]
+    page.wait_for_timeout(REFUSED_SOCKET_MS)  # a late connect would show up here
+    if page.evaluate("() => otherSite.connects()"):
+        raise CheckFailed("from the refused origin, a socket connected after its connect_error")
+    return refusals
+
+
+def check_refused_origin(browser, flack_url, origin, token, errors):
+    """Check that a page of another origin can read no answer and open no socket; return lines."""
+    # Every call this page makes to Flack is refused: its console errors are expected.
+    page = open_other_site(browser, origin, flack_url, errors, refused_by=flack_url)
+    login = call_api(page, "POST", "/api/tokens",
+                     authorization=basic_auth(OTHER_SITE_NICKNAME, PASSWORD))
+    if login != {"failed": "TypeError: Failed to fetch"}:
+        raise CheckFailed(f"from the refused origin, logging in should fail to fetch, not {login}")
+    refusals = refused_sockets(page, token)
+    page.context.close()
+    said = ", ".join(f"{transport} ({error})" for transport, error in refusals.items())
+    return [f"cross-origin: from the refused {origin}, the login's fetch failed"
+            f" ({login['failed']}), and each socket got a connect_error: {said}"]
+
+
+def cors_probes(flack_url, origin):
+    """Return requests to the API as a page of an origin sends them, by name."""
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization"}
+    return {
+        "GET /api/stats": urllib.request.Request(f"{flack_url}/api/stats",
+                                                 headers={"Origin": origin}),
+        "a login's preflight": urllib.request.Request(f"{flack_url}/api/tokens",
+                                                      method="OPTIONS", headers=preflight),
+    }
+
+
+def cors_headers(request):
+    """Return the origin and the credentials that the API's answer to a request allows."""
+    with loopback_opener().open(request, timeout=10) as response:
+        return (response.headers.get("Access-Control-Allow-Origin"),
+                response.headers.get("Access-Control-Allow-Credentials"))
+
+
+def check_cors_headers(flack_url, sites):
+    """Check that the API's CORS headers name the allowed origin, and no other; return a line."""
+    for origin in (sites.allowed, sites.refused):
+        expected = (sites.allowed if origin == sites.allowed else None, None)
+        for name, request in cors_probes(flack_url, origin).items():
+            found = cors_headers(request)
+            if found != expected:
+                raise CheckFailed(f"the API's answer to {name} from {origin} allows origin and"
+                                  f" credentials {found}, not {expected}")
+    return [f"cross-origin: the API's answers (a GET, a login's preflight) name {sites.allowed}"
+            f" in Access-Control-Allow-Origin, with no credentials, and give {sites.refused}"
+            " none"]
+
+
+def check_cross_origin(browser, flack_url, sites, errors):
+    """Check CORS and Socket.IO's origin check from both other origins; return what passed."""
+    token, passed = check_allowed_origin(browser, flack_url, sites.allowed, errors)
+    passed += check_refused_origin(browser, flack_url, sites.refused, token, errors)
+    return passed + check_cors_headers(flack_url, sites)
+
+
 def sum_up(deliveries):
     """Return the median and the slowest of the measured delivery times, and their count."""
     times = [delivery["ms"] for delivery in deliveries if delivery["ms"] is not None]
@@ -568,14 +855,16 @@ def sum_up(deliveries):
 
 
 def run(root, python, out, serve):
-    """Start the server, check the chat, and always stop the server; return the deliveries."""
+    """Start the server, check the chat, always stop the server; return deliveries, OK lines."""
     check_browser_packages(root)
     out.mkdir(parents=True, exist_ok=True)
     start = start_behind_nginx if serve else start_server
-    with tempfile.TemporaryDirectory(prefix="flack-shots-") as tmp:
+    with (tempfile.TemporaryDirectory(prefix="flack-shots-") as tmp,
+          other_sites(root, Path(tmp)) as sites):
+        settings = {"ALLOWED_ORIGINS": sites.allowed} if sites else {}
         log_path = Path(tmp) / "server.log"
         with open(log_path, "w") as log:
-            server = start(root, python, Path(tmp), log)
+            server = start(root, python, Path(tmp), log, settings)
         try:
             wait_for_server(server)
             errors = []
@@ -585,11 +874,13 @@ def run(root, python, out, serve):
                     deliveries = check_chat(browser, server.url, out, errors)
                     if serve:
                         check_every_process_pushes(browser, server, errors)
+                    passed = (check_cross_origin(browser, server.url, sites, errors)
+                              if sites else [])
                 finally:
                     browser.close()
             if errors:
                 raise CheckFailed("the browser reported errors:\n  " + "\n  ".join(errors))
-            return deliveries
+            return deliveries, passed
         except (CheckFailed, PlaywrightError):
             print(f"--- server log ({log_path.name}) ---", file=sys.stderr)
             print(log_path.read_text(errors="replace")[-4000:], file=sys.stderr)
@@ -617,7 +908,7 @@ def main():
         sys.exit("screenshots: --serve needs a checkout whose `make serve` runs nginx (a"
                  f" Procfile with a proxy: process, v0.18 and later), and {root} has none")
     try:
-        deliveries = run(root, args.python, out, args.serve)
+        deliveries, cross_origin = run(root, args.python, out, args.serve)
     except (CheckFailed, PlaywrightError) as error:
         sys.exit(f"screenshots: FAILED: {error}")
     summary = sum_up(deliveries)
@@ -633,6 +924,8 @@ def main():
         print(f"screenshots: OK: the chat ran through nginx in front of {WEB_PROCESSES} web"
               " processes; each answered on its own port, and a message posted through"
               " nginx was pushed to a page on each")
+    for line in cross_origin:
+        print(f"screenshots: OK: {line}")
 
 
 if __name__ == "__main__":
