@@ -44,7 +44,6 @@ INFRA_PATHS = ["README.md", "docs/", "mkdocs.yml", "tutorial/", "bench/", ".ci/"
 
 SUBJECT_RE = re.compile(r"^(?P<title>.*) \((?P<version>v\d+\.\d+)\)$")
 VERSION_RE = re.compile(r"^v\d+\.\d+$")
-TRAILER_RE = re.compile(r"^[A-Za-z][\w-]*: ")
 
 DEFAULT_TIMEOUT_MINUTES = 20
 LOG_TAIL_LINES = 40
@@ -509,13 +508,39 @@ def table_cell(text):
     return markdown_text(text.strip())
 
 
-def lesson(stage):
-    """Return the first paragraph of the stage's message body as one line ("" if none)."""
-    for paragraph in re.split(r"\n\s*\n", stage.body.strip()):
-        lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
-        if lines and not all(TRAILER_RE.match(line) for line in lines):
-            return " ".join(lines)
-    return ""
+# The Lesson column is the first item of the "What you will learn" list that opens every
+# stage's page. That list is the one source that every stage has, from v0.1 to the newest:
+# the first paragraph of the commit message is missing where the message has no body
+# (v0.17 and v0.18), and landed commits are never rewritten; the top README's table of
+# stages gets a stage's row only when someone adds it; the page's first line is the title,
+# which the map shows already. Pages are under docs/, which may change in any commit, so a
+# lesson can be reworded there.
+LEARN_HEADING = "## What you will learn"
+LIST_ITEM_RE = re.compile(r"^[-*+] ")
+
+
+def lesson(page):
+    """Return the first item of the "What you will learn" list of a stage's page, as one line."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    where = f"docs/stages/{page.name}"
+    if LEARN_HEADING not in lines:
+        raise StageError(f"{where}: no {LEARN_HEADING!r} section, whose first item is the "
+                         "stage's lesson in the stage map")
+    item = []
+    for line in lines[lines.index(LEARN_HEADING) + 1:]:
+        text = line.strip()
+        if not item and not text:
+            continue  # blank lines between the heading and the list
+        if not item and LIST_ITEM_RE.match(text):
+            item.append(text[2:].strip())
+        elif item and text and not LIST_ITEM_RE.match(text) and not text.startswith("#"):
+            item.append(text)  # the item goes on, on the next line
+        else:
+            break  # a blank line, the next item, or anything else ends it
+    if not item:
+        raise StageError(f"{where}: {LEARN_HEADING!r} is not followed by a list, whose first "
+                         "item is the stage's lesson in the stage map")
+    return " ".join(item)
 
 
 def fence_for(text):
@@ -529,12 +554,14 @@ def indent(text, prefix="    "):
     return "\n".join(prefix + line if line else prefix.rstrip() for line in text.splitlines())
 
 
-def stage_map(all_stages):
+def stage_map(all_stages, docs=None):
     """Return the markdown table of all stages, linking to stages/vX.Y.md.
 
     The links are relative to the docs/ folder: include the table only from
-    pages at the top of docs/ (stage-map.md, index.md).
+    pages at the top of docs/ (stage-map.md, index.md). Each stage's lesson comes
+    from its page in docs (default: the docs/ folder of this checkout).
     """
+    docs = Path(docs) if docs else top_dir() / "docs"
     rows = ["| Stage | Title | Lesson | Files | Added | Removed | Tests |",
             "|---|---|---|--:|--:|--:|--:|"]
     facts = load_facts()
@@ -545,8 +572,8 @@ def stage_map(all_stages):
         counts = stage_facts(stage, facts)
         tests = counts["tests"] if counts else "?"
         rows.append(f"| [{stage.version}](stages/{stage.version}.md) | {table_cell(stage.title)} "
-                    f"| {table_cell(lesson(stage))} | {len(changes)} | +{added} | −{removed} "
-                    f"| {tests} |")
+                    f"| {table_cell(lesson(docs / 'stages' / f'{stage.version}.md'))} "
+                    f"| {len(changes)} | +{added} | −{removed} | {tests} |")
     note = (f"\n**Tests** is how many tests pytest collects at the stage, as recorded in "
             f"`{FACTS_FILE}`.\n")
     return "\n".join(rows) + "\n" + note
@@ -793,7 +820,7 @@ def cmd_docs(args):
     missing = [str(page.relative_to(docs.parent)) for page in pages if not page.exists()]
     if missing:
         raise StageError("every stage needs a page; missing: " + ", ".join(missing))
-    write(out / "stage-map.md", stage_map(found))
+    write(out / "stage-map.md", stage_map(found, docs))
     facts = load_facts()
     unknown = [stage.version for stage in found if stage_facts(stage, facts) is None]
     if unknown:

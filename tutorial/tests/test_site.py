@@ -11,6 +11,7 @@ import html.parser
 import os
 import re
 import sys
+import tempfile
 import unittest
 from pathlib import Path
 
@@ -153,6 +154,34 @@ class CountsTest(unittest.TestCase):
                     continue
                 with self.subTest(stage=s.version, statement=f"{match[1]} tests"):
                     self.assertIn(int(match[1]), allowed)
+
+
+class LessonTest(unittest.TestCase):
+    """The stage map's Lesson column: the first item of each page's "What you will learn"."""
+
+    def test_every_stage_has_a_lesson(self):
+        """No stage's row has an empty Lesson, whether or not its commit message has a body."""
+        os.chdir(TOP)
+        for s in stage.stages():
+            with self.subTest(stage=s.version):
+                self.assertTrue(stage.lesson(TOP / "docs" / "stages" / f"{s.version}.md"))
+
+    def test_lesson_is_the_first_item_on_one_line(self):
+        """An item written over several lines comes out as one line, without the next item."""
+        page_text = ("# v9.9: a stage\n\n## What you will learn\n\n- How one thing\n"
+                     "  leads to `another`.\n- Not this one.\n\nThe text.\n")
+        with tempfile.TemporaryDirectory() as folder:
+            page = Path(folder) / "v9.9.md"
+            page.write_text(page_text, encoding="utf-8")
+            self.assertEqual(stage.lesson(page), "How one thing leads to `another`.")
+
+    def test_a_page_without_the_list_is_refused(self):
+        """A page that lacks the list stops the build with its name, not with an empty cell."""
+        with tempfile.TemporaryDirectory() as folder:
+            page = Path(folder) / "v9.9.md"
+            page.write_text("# v9.9: a stage\n\nNo list here.\n", encoding="utf-8")
+            with self.assertRaisesRegex(stage.StageError, "v9.9.md"):
+                stage.lesson(page)
 
 
 if __name__ == "__main__":
