@@ -11,7 +11,7 @@
 //          have each one?
 //   close  close the bystander's connection
 
-import readline from "node:readline";
+import { serveCommands, send } from "./commands.mjs";
 import { Arrivals, now } from "./arrivals.mjs";
 import { oneConnection, requestJson } from "./http-json.mjs";
 import { SocketTab } from "./socket-tab.mjs";
@@ -21,11 +21,6 @@ const CONNECT_TIMEOUT_MS = 20000;
 let bystander = null;
 let arrivals = new Arrivals();
 let drops = []; // {at, reason} for each time the server dropped the bystander
-
-/** Write one answer line for the harness. */
-function send(answer) {
-  process.stdout.write(`${JSON.stringify(answer)}\n`);
-}
 
 /** Wait for ms milliseconds. */
 function sleep(ms) {
@@ -108,18 +103,4 @@ async function close() {
 
 const COMMANDS = { open, post, close };
 
-/** Run the harness's commands one at a time until it says exit or closes stdin. */
-async function main() {
-  for await (const line of readline.createInterface({ input: process.stdin })) {
-    const command = JSON.parse(line);
-    if (command.do === "exit") break;
-    try {
-      send({ done: command.do, ...(await COMMANDS[command.do](command)) });
-    } catch (error) {
-      send({ error: `${command.do}: ${error.message}` });
-    }
-  }
-  process.exit(0); // an open socket would keep the process alive
-}
-
-main();
+serveCommands(COMMANDS);

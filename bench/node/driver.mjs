@@ -13,7 +13,7 @@
 //   rounds   post one message at a time; when did the first and the last tab have it?
 //   close    close every tab
 
-import readline from "node:readline";
+import { serveCommands, send } from "./commands.mjs";
 import { Arrivals, now } from "./arrivals.mjs";
 import { oneConnection, requestJson } from "./http-json.mjs";
 import { PollingTab } from "./polling-tab.mjs";
@@ -33,11 +33,6 @@ function newCounters() {
     requests: 0, httpErrors: 0, lastError: null, retries: 0, heartbeats: 0, disconnects: 0,
     events: {},
   };
-}
-
-/** Write one answer line for the harness. */
-function send(answer) {
-  process.stdout.write(`${JSON.stringify(answer)}\n`);
 }
 
 /** Tell the harness how a long command is getting on. */
@@ -219,18 +214,4 @@ async function close() {
 
 const COMMANDS = { open, idle, deliver, rounds, close };
 
-/** Run the harness's commands one at a time until it says exit or closes stdin. */
-async function main() {
-  for await (const line of readline.createInterface({ input: process.stdin })) {
-    const command = JSON.parse(line);
-    if (command.do === "exit") break;
-    try {
-      send({ done: command.do, ...(await COMMANDS[command.do](command)) });
-    } catch (error) {
-      send({ error: `${command.do}: ${error.message}` });
-    }
-  }
-  process.exit(0); // open sockets and timers would keep the process alive
-}
-
-main();
+serveCommands(COMMANDS);
