@@ -54,10 +54,12 @@ docs: $(DOCS_VENV)/.installed
 	$(BENCH_DOCS)
 	$(MKDOCS) build --strict
 
+# DOCS_PORT: 8000 is also where v0.18's `make serve` puts nginx.
+DOCS_PORT ?= 8000
 docs-serve: $(DOCS_VENV)/.installed
 	$(STAGE_TOOL) docs
 	$(BENCH_DOCS)
-	$(MKDOCS) serve
+	$(MKDOCS) serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 # Screenshots drive a browser from their own venv against the app in $(VENV).
 $(SHOTS_VENV)/.installed: tutorial/requirements-screenshots.txt
