@@ -385,6 +385,9 @@ def check_stage(stage, timeout):
     """Run all of a stage's tests (`make test`, or `make test-all`) in a temporary worktree.
 
     Return (result, log path, facts); facts are the stage's test counts when it passed.
+    A run that fails only in a few tests runs those again alone (rerun_failed): when
+    they pass, the result is "flaky"; when they are a bug of the stage that a later
+    stage fixed (KNOWN_FAILURES), "known"; else "fail".
     """
     venv = venv_for(stage)
     logs = cache_dir() / "logs"
@@ -393,13 +396,66 @@ def check_stage(stage, timeout):
     with stage_tree(stage) as tree:
         result = run_logged(["make", test_target(stage), f"VENV={venv}"], tree, log_path,
                             timeout)
+        if result == "fail":
+            result = rerun_failed(stage, tree, venv, log_path, timeout)
         counts = None
-        if result == "pass":
+        if result in ("pass", "flaky", "known"):
             try:
                 counts = collect_facts(stage, tree, venv)
             except StageError as error:  # the tests passed: report, but do not stop the run
                 print(f"    no test count recorded: {error}", flush=True)
     return result, log_path, counts
+
+
+# A failed run whose failures are at most this many tests runs them again, alone, up
+# to RERUNS times. Landed stages cannot change, and a few of their tests fail now and
+# then under the load of the whole suite (README.md names them); alone, without that
+# load, a test that passes tells a race in the test from a broken stage.
+MOST_TESTS_RERUN = 3
+RERUNS = 2
+FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (tests/\S+?::\S+)(?: - .*)?$", re.MULTILINE)
+
+# Tests of landed stages that fail for a bug of that stage, found and fixed later: the
+# stage cannot change, so its check reports them as "known" instead of failing. Each
+# names the stage that fixed it; they still run, and a stage where any other test fails,
+# fails. Keep this list in step with README.md.
+KNOWN_FAILURES = {
+    "v0.19": {
+        "tests/test_faults.py::test_nothing_is_lost_stuck_or_logged_out_when_a_process_dies"
+        "[redis]": "a push lost while Redis restarted and followed by newer ones is never "
+                   "fetched; v0.20 fixed it (its page: A lost push the fault test found again)",
+    },
+}
+
+
+def failed_tests(log_path):
+    """Return the node ids of the tests that pytest's summary in a log lists as failed."""
+    text = Path(log_path).read_text(encoding="utf-8", errors="replace")
+    return sorted(set(FAILED_RE.findall(text)))
+
+
+def rerun_failed(stage, tree, venv, log_path, timeout):
+    """Run the failed tests of a stage's run again, alone; return "flaky", "known" or "fail"."""
+    failed = failed_tests(log_path)
+    if not failed or len(failed) > MOST_TESTS_RERUN:
+        return "fail"
+    # -m "": the tests of any mark, as test-all runs them.
+    command = [str(venv / "bin" / "python"), "-m", "pytest", "-m", "", "-p", "no:cacheprovider",
+               *failed]
+    for attempt in range(1, RERUNS + 1):
+        rerun_log = log_path.with_suffix(f".rerun-{attempt}.log")
+        print(f"    {', '.join(failed)} failed; running {'it' if len(failed) == 1 else 'them'} "
+              f"again alone ({attempt} of {RERUNS}), log: {rerun_log}", flush=True)
+        if run_logged(command, tree, rerun_log, timeout) == "pass":
+            print("    flaky: it passed alone", flush=True)
+            return "flaky"
+        failed = failed_tests(rerun_log) or failed
+    known = KNOWN_FAILURES.get(stage.version, {})
+    if set(failed) <= set(known):
+        for test in failed:
+            print(f"    known: {test} fails for a bug of this stage: {known[test]}", flush=True)
+        return "known"
+    return "fail"
 
 
 def log_tail(path, lines=LOG_TAIL_LINES):
@@ -733,9 +789,9 @@ def cmd_check(args):
         print(f"    {result} in {seconds:.0f}s, log: {log_path}", flush=True)
         if result != "pass":
             print(indent(log_tail(log_path)), flush=True)
-        if result == "fail":
-            # A landed stage cannot be fixed; a test that fails only sometimes is told
-            # apart from a broken stage by one more run, and reported as flaky.
+        if result == "fail" and not failed_tests(log_path):
+            # No test failed by name (a collection error, a crash): one more whole run
+            # tells a flaky start from a broken stage.
             first_log = log_path.rename(log_path.with_suffix(".first-run.log"))
             print("    running it once more, to tell a flaky test from a broken stage",
                   flush=True)
@@ -746,9 +802,9 @@ def cmd_check(args):
                 result = "flaky"
                 print(f"    flaky: it failed once and then passed (first run: {first_log})",
                       flush=True)
-            else:
+            elif result != "flaky":
                 print(indent(log_tail(log_path)), flush=True)
-        if result in ("pass", "flaky") and counts:
+        if result in ("pass", "flaky", "known") and counts:
             facts[stage.version] = counts
             save_facts(facts)
         results.append((stage, result, seconds))
@@ -756,10 +812,15 @@ def cmd_check(args):
     print(f"{'stage':<7} {'result':<8} {'time':>7}  subject")
     for stage, result, seconds in results:
         print(f"{stage.version:<7} {result:<8} {seconds:>6.0f}s  {stage.subject}")
-    failed = [stage.version for stage, result, _ in results if result not in ("pass", "flaky")]
+    failed = [stage.version for stage, result, _ in results
+              if result not in ("pass", "flaky", "known")]
     flaky = [stage.version for stage, result, _ in results if result == "flaky"]
     if flaky:
-        print(f"\nflaky, failed once and passed when run again: {', '.join(flaky)}")
+        print(f"\nflaky, failed and then passed when run again: {', '.join(flaky)}")
+    known = [stage.version for stage, result, _ in results if result == "known"]
+    if known:
+        print(f"\nknown, failed only in tests that a later stage fixed (README.md): "
+              f"{', '.join(known)}")
     if failed:
         print(f"\n{len(results) - len(failed)} of {len(results)} stages passed; "
               f"failed: {', '.join(failed)}")
