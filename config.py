@@ -20,8 +20,8 @@ ENVIRONMENT_NAMES = {"SQLALCHEMY_DATABASE_URI": "DATABASE_URL"}
 # Click, which comes with Flask, reads yes/no values and numbers with clear errors.
 CLICK_TYPES = {bool: click.BOOL, int: click.INT, float: click.FLOAT}
 # The ways Socket.IO can wait for many connections at once: threads for the
-# development server, or the green threads of gunicorn's eventlet or gevent worker.
-ASYNC_MODES = ("threading", "eventlet", "gevent")
+# development server, or the green threads of gunicorn's gevent worker.
+ASYNC_MODES = ("threading", "gevent")
 
 
 class ConfigError(click.ClickException):
@@ -66,7 +66,7 @@ class Config:
     # Where Celery beat keeps the times it last sent each periodic task.
     BEAT_SCHEDULE_FILE = os.path.join(basedir, "celerybeat-schedule")
     # Socket.IO: how the server pushes changes to the browsers.
-    SOCKETIO_ASYNC_MODE = "threading"      # gunicorn.conf.py sets eventlet or gevent
+    SOCKETIO_ASYNC_MODE = "threading"      # gunicorn.conf.py sets gevent
     SOCKETIO_MESSAGE_QUEUE = None          # REDIS_URL's server if unset
     # Other sites whose pages may use the API and connect, comma-separated, such as
     # https://chat.example.com: CORS headers for /api, and Socket.IO's origin check.

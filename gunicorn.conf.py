@@ -1,13 +1,14 @@
 """Gunicorn's settings for Flack: `gunicorn -c gunicorn.conf.py flack.wsgi:app`.
 
 Gunicorn reads this file as Python. GUNICORN_CMD_ARGS, and options on the
-command line, override any setting here: GUNICORN_CMD_ARGS="--worker-class gevent"
-swaps eventlet for gevent without touching this file.
+command line, override any setting here: GUNICORN_CMD_ARGS="--bind 0.0.0.0:8080",
+say, without touching this file.
 """
 import os
 
 # Socket.IO's async mode for each worker class that can hold many connections open.
-SOCKETIO_ASYNC_MODES = {"eventlet": "eventlet", "gevent": "gevent"}
+# Gunicorn 26 removed its eventlet worker, which Flack ran on up to v0.20.
+SOCKETIO_ASYNC_MODES = {"gevent": "gevent"}
 
 # HOST and PORT, like `manage.py runserver`. Only this machine can connect by
 # default, as when nginx runs beside gunicorn; a platform that routes outside
@@ -15,9 +16,9 @@ SOCKETIO_ASYNC_MODES = {"eventlet": "eventlet", "gevent": "gevent"}
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 
 # Each connection gets a green thread, so a slow client or a long request does
-# not hold up everyone else. Eventlet is deprecated (gunicorn 26 removes its
-# worker); gevent is the other green-thread worker, and works the same here.
-worker_class = "eventlet"
+# not hold up everyone else. gevent's worker needs gunicorn's gevent extra
+# (requirements.txt), which brings the packaging module that it imports.
+worker_class = "gevent"
 # One process, and no more: a Socket.IO client's requests must all reach the process
 # that holds its connection, and gunicorn hands each request to any of its workers.
 # To use more cores, run several gunicorns, each on its own port, behind nginx's
@@ -56,8 +57,8 @@ def on_starting(server):
     """Tell the app which green threads the workers run, or refuse what Socket.IO cannot use."""
     worker = server.cfg.worker_class_str
     if worker not in SOCKETIO_ASYNC_MODES:
-        raise SystemExit(f"Error: Flack runs on gunicorn's eventlet or gevent worker, "
-                         f"not {worker!r}: Socket.IO holds a connection open for each browser")
+        raise SystemExit(f"Error: Flack runs on gunicorn's gevent worker, not {worker!r}: "
+                         "Socket.IO holds a connection open for each browser")
     if server.cfg.workers != 1:
         raise SystemExit("Error: Flack runs one gunicorn worker: a Socket.IO client must reach "
                          "the process that holds its connection; run more gunicorns instead")

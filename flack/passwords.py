@@ -2,8 +2,8 @@
 
 A hash that is slow on purpose (scrypt: about 0.1 s of CPU) would stop a green-thread
 server for that long: every other request and every WebSocket waits for it, and a few
-wrong passwords a second stall them all. Under eventlet or gevent the hash runs in a
-real thread of their thread pool instead (hashlib lets go of the GIL while it hashes),
+wrong passwords a second stall them all. Under gevent the hash runs in a real thread
+of its thread pool instead (hashlib lets go of the GIL while it hashes),
 and the green threads go on meanwhile. Threads of the development server need no help.
 At most PASSWORD_HASH_THREADS hashes run at once in a process; more logins wait in line.
 """
@@ -15,7 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 def hashing_slots():
     """Return the semaphore that lets PASSWORD_HASH_THREADS hashes run at once."""
-    # Made at the first hash, after eventlet or gevent patched threading: it is a green
+    # Made at the first hash, after gevent patched threading: it is a green
     # semaphore there, on which a login waits its turn without stopping the others.
     return current_app.extensions.setdefault(
         "flack_hashing_slots", threading.BoundedSemaphore(
@@ -32,13 +32,8 @@ def in_a_thread(function, *args):
 
 def run_off_the_loop(function, *args):
     """Run a function in the thread pool of the green threads, if there are green threads."""
-    mode = current_app.config["SOCKETIO_ASYNC_MODE"]
-    if mode == "eventlet":
-        from eventlet import tpool  # imported here: only its workers have it running
-
-        return tpool.execute(function, *args)
-    if mode == "gevent":
-        import gevent
+    if current_app.config["SOCKETIO_ASYNC_MODE"] == "gevent":
+        import gevent  # imported here: only its workers have it running
 
         return gevent.get_hub().threadpool.apply(function, args)
     return function(*args)

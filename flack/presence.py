@@ -9,7 +9,8 @@ processes table fresh for all the connections it holds, and the sweep forgets th
 connections of a process that stopped refreshing it.
 """
 from flask import current_app
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from . import utils
 from .models import Connection, Process, Token, User, db, next_changes
@@ -32,13 +33,19 @@ def go_offline_if_disconnected(user_id):
         user.go_offline()
 
 
+# INSERT ... ON CONFLICT, in the dialect of each database Flack runs on.
+UPSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 def refresh_process(process_id):
     """Record that this web process is alive; make its row again if the sweep forgot it."""
+    # One statement: two browsers that connect at once in one process, on gevent, would
+    # both find no row to update, and the second insert would fail.
     now = utils.timestamp()
-    result = db.session.execute(update(Process).where(Process.id == process_id)
-                                .values(seen_at=now))
-    if not result.rowcount:
-        db.session.execute(insert(Process).values(id=process_id, seen_at=now))
+    upsert = UPSERTS[db.session.get_bind().dialect.name](Process).values(id=process_id,
+                                                                        seen_at=now)
+    db.session.execute(upsert.on_conflict_do_update(index_elements=[Process.id],
+                                                    set_={"seen_at": now}))
 
 
 def refresh_connections(process_id, held):

@@ -78,7 +78,7 @@ def init_app(app):
     """Serve Socket.IO beside the application, and push its changes."""
     socketio.init_app(
         app,
-        # Never guessed: Flask-SocketIO would pick eventlet because it is installed,
+        # Never guessed: Flask-SocketIO would pick gevent because it is installed,
         # even under the development server, whose threads it would then block.
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         client_manager=message_queue(app.config, write_only=False),

@@ -8,11 +8,12 @@ import limits.storage.memory
 import pytest
 import redis
 
-from flack import create_app, passwords
-from flack.models import Message, Token, User, db
+from flack import passwords
+from flack.models import Message, Token, User
 from tests.conftest import Clock
 from tests.helpers import (
     PASSWORD,
+    app_with_tables,
     assert_error,
     count,
     free_port,
@@ -147,10 +148,8 @@ def test_posts_and_edits_of_one_user_share_a_limit(client, app, accounts, limit_
 
 
 def test_limits_can_be_turned_off():
-    app = create_app(type("Unlimited", (settings_with_database("sqlite://"),), {
-        "RATELIMIT_ENABLED": False, "REGISTER_LIMIT_PER_ADDRESS": "1 per hour"}))
-    with app.app_context():
-        db.create_all()
+    with app_with_tables(type("Unlimited", (settings_with_database("sqlite://"),), {
+            "RATELIMIT_ENABLED": False, "REGISTER_LIMIT_PER_ADDRESS": "1 per hour"})) as app:
         client = app.test_client()
         for nickname in ("anna", "bob"):
             response = client.post("/api/users", json={"nickname": nickname,
@@ -160,10 +159,8 @@ def test_limits_can_be_turned_off():
 
 @pytest.mark.parametrize("proxies, counted_apart", [(0, False), (1, True)])
 def test_behind_a_proxy_the_forwarded_address_counts(proxies, counted_apart):
-    app = create_app(type("Proxied", (settings_with_database("sqlite://"),), {
-        "PROXIES": proxies, "LOGIN_LIMIT_PER_ADDRESS": "1 per minute"}))
-    with app.app_context():
-        db.create_all()
+    with app_with_tables(type("Proxied", (settings_with_database("sqlite://"),), {
+            "PROXIES": proxies, "LOGIN_LIMIT_PER_ADDRESS": "1 per minute"})) as app:
         client = app.test_client()
         # Two clients whose requests nginx forwards: the same REMOTE_ADDR, nginx's own.
         first = client.post("/api/tokens", auth=("anna", "guess"),
@@ -176,24 +173,20 @@ def test_behind_a_proxy_the_forwarded_address_counts(proxies, counted_apart):
 
 
 def redis_app(prefix, redis=None):
-    """Return an app whose limits are counted in Redis, under keys of its own."""
-    app = create_app(type("RedisLimits", (settings_with_database("sqlite://"),), {
+    """An app whose limits are counted in Redis, under keys of its own, in its app context."""
+    return app_with_tables(type("RedisLimits", (settings_with_database("sqlite://"),), {
         "REDIS_URL": redis or redis_url(), "REDIS_PREFIX": prefix,
         "LOGIN_LIMIT_PER_NICKNAME": "2 per minute"}))
-    with app.app_context():
-        db.create_all()
-    return app
 
 
 @needs_redis
 def test_in_redis_every_process_shares_the_count():
     prefix = f"flack-test-{secrets.token_hex(4)}:"
     # A process, then another: a count in memory would start again at 0 in the second.
-    with redis_app(prefix).app_context() as context:
-        assert context.app.test_client().post(
-            "/api/tokens", auth=("susan", "guess")).status_code == 401
-    with redis_app(prefix).app_context() as context:
-        client = context.app.test_client()
+    with redis_app(prefix) as app:
+        assert app.test_client().post("/api/tokens", auth=("susan", "guess")).status_code == 401
+    with redis_app(prefix) as app:
+        client = app.test_client()
         assert client.post("/api/tokens", auth=("susan", "guess")).status_code == 401
         assert_limited(client.post("/api/tokens", auth=("susan", "guess")), "this nickname")
     keys = redis.Redis.from_url(redis_url()).keys(f"*{prefix}limits*")
@@ -201,8 +194,7 @@ def test_in_redis_every_process_shares_the_count():
 
 
 def test_with_redis_away_the_limits_count_in_memory():
-    app = redis_app("flack-test:", redis=f"redis://127.0.0.1:{free_port()}/0")
-    with app.app_context():
+    with redis_app("flack-test:", redis=f"redis://127.0.0.1:{free_port()}/0") as app:
         client = app.test_client()
         statuses = [client.post("/api/tokens", auth=("susan", "guess")).status_code
                     for _ in range(3)]

@@ -3,9 +3,7 @@ headers, and connect to Socket.IO; pages of any other site get neither."""
 import pytest
 
 import config
-from flack import create_app
-from flack.models import db
-from tests.helpers import PASSWORD, settings_with_database
+from tests.helpers import PASSWORD, app_with_tables, settings_with_database
 
 FRIEND = "https://chat.example"
 STRANGER = "https://evil.example"
@@ -14,10 +12,8 @@ STRANGER = "https://evil.example"
 @pytest.fixture(params=[f"{FRIEND}, http://friends.example", ""])
 def friendly_app(request):
     """An app that allows the pages of two other sites, and one that allows none."""
-    app = create_app(type("Friendly", (settings_with_database("sqlite://"),), {
-        "ALLOWED_ORIGINS": request.param}))
-    with app.app_context():
-        db.create_all()
+    with app_with_tables(type("Friendly", (settings_with_database("sqlite://"),), {
+            "ALLOWED_ORIGINS": request.param})) as app:
         yield app
 
 

@@ -28,21 +28,15 @@ class FakeThreadPool:
 
 @pytest.fixture
 def pool(monkeypatch):
-    """Fake eventlet's tpool and gevent's hub, which only run inside their own servers."""
+    """Fake gevent's hub, which only runs inside gunicorn's worker."""
     pool = FakeThreadPool()
-    eventlet, tpool = ModuleType("eventlet"), ModuleType("eventlet.tpool")
-    tpool.execute = lambda function, *args: pool.run(function, args)
-    eventlet.tpool = tpool
     gevent = ModuleType("gevent")
     gevent.get_hub = lambda: SimpleNamespace(threadpool=SimpleNamespace(apply=pool.run))
-    monkeypatch.setitem(sys.modules, "eventlet", eventlet)
-    monkeypatch.setitem(sys.modules, "eventlet.tpool", tpool)
     monkeypatch.setitem(sys.modules, "gevent", gevent)
     return pool
 
 
-@pytest.mark.parametrize("mode, in_the_pool", [
-    ("eventlet", True), ("gevent", True), ("threading", False)])
+@pytest.mark.parametrize("mode, in_the_pool", [("gevent", True), ("threading", False)])
 def test_hashes_run_in_the_thread_pool_of_green_threads(app, pool, mode, in_the_pool):
     app.config["SOCKETIO_ASYNC_MODE"] = mode
     password_hash = passwords.hash_password("correct horse")

@@ -1,8 +1,13 @@
 """Presence: who is online, and the periodic task that marks idle users offline."""
-from sqlalchemy import event, update
+import threading
+import time
+
+import pytest
+from sqlalchemy import event, text, update
 
 from flack import background, presence, tasks, utils
 from flack.models import Connection, Process, User, db
+from tests.helpers import count
 
 
 def test_request_with_token_marks_user_online(client, clock, accounts):
@@ -144,3 +149,50 @@ def test_celery_beat_sends_the_sweep_to_a_worker(client, clock, app, accounts):
     clock.advance(app.config["PRESENCE_TIMEOUT"] + 1)
     tasks.mark_offline_users.apply()  # as a worker runs it, in an app context of its own
     assert client.get("/api/users").json["users"][0]["online"] is False
+
+
+def test_the_process_row_is_made_or_refreshed_in_one_statement(app, clock):
+    # Two statements, an UPDATE that finds nothing and then an INSERT, race: on gevent,
+    # two browsers that connect at once in one process both insert, and one fails.
+    statements = []
+
+    def record(connection, cursor, statement, *args):
+        """Keep the first word of each statement sent to the database."""
+        statements.append(statement.split()[0])
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        presence.refresh_process("a-host:1:0")
+        clock.advance(5)
+        presence.refresh_process("a-host:1:0")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert statements == ["INSERT", "INSERT"]
+    assert db.session.get(Process, "a-host:1:0").seen_at == clock.now
+
+
+def test_two_connections_make_the_process_row_at_once(app):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes one writer at a time: only PostgreSQL lets two race")
+    failures = []
+
+    def connect_meanwhile():
+        """A second browser's connect, in its own session: it waits for the first's row."""
+        with app.app_context():
+            try:
+                presence.refresh_process("a-host:1:0")
+                db.session.commit()
+            except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+                failures.append(error)
+
+    presence.refresh_process("a-host:1:0")  # the first browser's, not committed yet
+    second = threading.Thread(target=connect_meanwhile)
+    second.start()
+    deadline = time.monotonic() + 10
+    while not db.session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+        assert time.monotonic() < deadline, "the second connect never waited for the first"
+        time.sleep(0.01)
+    db.session.commit()
+    second.join(10)
+    assert failures == []
+    assert count(Process) == 1

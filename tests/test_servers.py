@@ -1,8 +1,8 @@
-"""Production servers: the Procfile's gunicorn, with eventlet or gevent, and nginx in front.
+"""Production servers: the Procfile's gunicorn, with gevent, and nginx in front.
 
 Everything here is a real process: gunicorn runs the Procfile's web command, and
-nginx runs deploy/nginx.conf. Eventlet and gevent are only ever imported inside
-gunicorn's worker, never in the test process, whose Socket.IO clients use threads.
+nginx runs deploy/nginx.conf. gevent is only ever imported inside gunicorn's worker,
+never in the test process, whose Socket.IO clients use threads.
 """
 import base64
 import contextlib
@@ -40,8 +40,8 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.servers  # slow: `make test-all` runs them, `make test` does not
 
-# The worker classes, and the GUNICORN_CMD_ARGS that choose them: eventlet is the Procfile's.
-WORKERS = {"eventlet": "", "gevent": "--worker-class gevent"}
+# The worker classes, and the GUNICORN_CMD_ARGS that choose them: gevent is the Procfile's.
+WORKERS = {"gevent": ""}
 # Debian installs nginx in /usr/sbin, which is not on every user's PATH.
 NGINX = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin")
 OPENSSL = shutil.which("openssl")
@@ -281,6 +281,16 @@ def test_gunicorn_refuses_what_socketio_cannot_use(tmp_path, arguments, refusal)
     assert refusal in result.stderr
 
 
+def test_todays_gunicorn_has_no_eventlet_worker(tmp_path):
+    # Flack ran on it up to v0.20; gunicorn 26 removed it, and refuses it by name.
+    env = production_env(tmp_path, PORT=str(free_port()),
+                         GUNICORN_CMD_ARGS="--worker-class eventlet")
+    result = subprocess.run(procfile_command("web"), cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=60)
+    assert result.returncode != 0
+    assert "class uri 'eventlet' invalid or not found" in result.stderr
+
+
 def test_gunicorn_stops_cleanly_on_sigterm(own_gunicorn):
     own_gunicorn.client.login()
     os.kill(own_gunicorn.process.pid, signal.SIGTERM)
@@ -354,7 +364,7 @@ def test_nginx_accepts_the_site_config(tmp_path):
 
 
 @needs_nginx
-@pytest.mark.parametrize("gunicorn", ["eventlet"], indirect=True)
+@pytest.mark.parametrize("gunicorn", ["gevent"], indirect=True)
 def test_nginx_serves_the_chat_over_https(gunicorn, tmp_path):
     http_port, https_port = nginx_config(tmp_path, gunicorn.port)
     server = subprocess.Popen(nginx_command(tmp_path), stderr=subprocess.PIPE, text=True)

@@ -13,7 +13,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from config import ConfigError
 from flack import background, create_app, sockets, tasks
 from flack.models import Message, db
-from tests.helpers import count, free_port, html_page, post_message, settings_with_database
+from tests.helpers import (
+    app_with_tables,
+    count,
+    free_port,
+    html_page,
+    post_message,
+    settings_with_database,
+)
 
 
 @pytest.fixture
@@ -309,10 +316,8 @@ def test_a_folder_broker_carries_tasks(tmp_path, monkeypatch):
         replace(source, destination)
 
     monkeypatch.setattr(os, "replace", recording_replace)
-    app = create_app(FolderBroker)
-    background.check_broker(app)
-    with app.app_context():
-        db.create_all()
+    with app_with_tables(FolderBroker) as app:
+        background.check_broker(app)
         tasks.fetch_link_previews.delay(7)
     [sent] = (tmp_path / "broker" / "queue").iterdir()  # one file per task
     assert b"flack.tasks.fetch_link_previews" in sent.read_bytes()
