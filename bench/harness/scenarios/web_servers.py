@@ -53,8 +53,8 @@ def load(app, work_dir, settings, seconds):
                        app.process.pid, work_dir)
 
 
-def draw(results, path):
-    """Chart requests per second and latency for each server."""
+def draw(results, path, title=None):
+    """Chart requests per second and latency for each server (or stage: title names them)."""
     runs = results["runs"]
     labels = [run["label"] for run in runs]
 
@@ -64,8 +64,8 @@ def draw(results, path):
                             [p["max"] for p in picked])
 
     settings = results["settings"]
-    chart.bar_chart(path, f"GET {settings['path']} with {settings['connections']} clients "
-                          f"({STAGE})", labels, [
+    title = title or f"GET {settings['path']} with {settings['connections']} clients ({STAGE})"
+    chart.bar_chart(path, title, labels, [
         chart.Panel("Throughput", "requests per second",
                     [series("requests/s", lambda s: s["requests_per_second"])]),
         chart.Panel("Latency", "milliseconds",
