@@ -126,7 +126,9 @@ def reading(results):
     runs = {run["stage"]: run["summary"] for run in results["runs"]}
     old, new = (runs[version] for version in STAGES)
     lines = [f"- GET {s['path']}, {s['connections']} clients, {s['repetitions']} runs of "
-             f"{s['seconds']} s per stage, taken in turn: {s['server']}."]
+             f"{s['seconds']} s per stage, taken in turn: {s['server']}, on a new SQLite "
+             f"database each. The login flood: login-flood's phases, on "
+             f"{results['flood']['database']}."]
     for version in STAGES:
         r = runs[version]
         lines.append(f"- {label(version)}: {r['requests_per_second']['median']:.0f} requests/s, "
