@@ -19,7 +19,7 @@ from flask_migrate import Migrate
 
 from config import load as load_config
 
-from . import background, commands, errors, limits, origins, sockets, stats
+from . import background, commands, errors, limits, origins, sockets, stats, turns
 from .api import api as api_blueprint
 from .main import main as main_blueprint
 from .models import db
@@ -37,6 +37,7 @@ def create_app(config=None):
     app.config.from_mapping(load_config(config))
     db.init_app(app)
     migrate.init_app(app)
+    turns.init_app(app)  # first: before any other hook runs
     stats.init_app(app)
     background.init_app(app)
     sockets.init_app(app)

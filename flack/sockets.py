@@ -86,6 +86,10 @@ def init_app(app):
         # A browser sends only its token; anything much larger is not Flack's client.
         max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_SIZE"],
     )
+    if not app.config["WEBSOCKET_COMPRESSION"]:
+        # The WebSocket server (simple-websocket) accepts every browser's offer to
+        # compress, and compresses each push once for each connection: declined here.
+        app.wsgi_app = without_compression_offers(app.wsgi_app)
     # This process's name in the processes table, and the connections it holds:
     # {sid: (user_id, token_id)}, which it writes back if the sweep forgot them.
     app.extensions["flack_process"] = process_name()
@@ -93,6 +97,15 @@ def init_app(app):
     # What each connection has sent in its current interval: {sid: (start, events)}.
     app.extensions["flack_event_budgets"] = {}
     app.extensions["flack_timers"] = {"stats": threading.Lock(), "presence": threading.Lock()}
+
+
+def without_compression_offers(wsgi_app):
+    """Wrap a WSGI app so that it never sees a browser's offer to compress WebSocket messages."""
+    def declining(environ, start_response):
+        """Drop the offer (Sec-WebSocket-Extensions): the connection opens uncompressed."""
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return wsgi_app(environ, start_response)
+    return declining
 
 
 def process_name():

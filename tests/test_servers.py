@@ -267,6 +267,34 @@ def test_gunicorn_pushes_over_websockets(gunicorn):
     assert "Traceback" not in gunicorn.errors.read_text()
 
 
+def open_websocket(port, origin):
+    """Open a WebSocket to Socket.IO, offering to compress its messages as browsers do."""
+    return websocket.create_connection(
+        f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", timeout=10,
+        origin=origin, header=["Sec-WebSocket-Extensions: permessage-deflate; "
+                               "client_max_window_bits"])
+
+
+def test_gunicorn_declines_to_compress_websocket_messages(gunicorn):
+    ws = open_websocket(gunicorn.port, gunicorn.client.base)
+    try:
+        assert "sec-websocket-extensions" not in ws.getheaders()
+        assert ws.recv().startswith("0{")  # Engine.IO's handshake, uncompressed
+    finally:
+        ws.close()
+
+
+def test_websocket_compression_can_be_turned_on(tmp_path):
+    server = Gunicorn(tmp_path, WORKERS["gevent"], WEBSOCKET_COMPRESSION="true")
+    try:
+        ws = open_websocket(server.port, server.client.base)
+        # Agreed: every message would now come compressed, which this client cannot read.
+        assert ws.getheaders()["sec-websocket-extensions"].startswith("permessage-deflate")
+        ws.shutdown()
+    finally:
+        server.kill()
+
+
 @pytest.mark.parametrize("arguments, refusal", [
     ("--worker-class sync", "not 'sync'"),
     ("--worker-class gthread", "not 'gthread'"),

@@ -5,6 +5,7 @@ import runpy
 from types import SimpleNamespace
 
 import pytest
+from flask import request
 from socketio import RedisManager
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import OperationalError
@@ -619,6 +620,26 @@ def test_a_web_process_reads_the_message_queue(tmp_path, monkeypatch):
     app = create_app(FolderQueueConfig)
     manager = app.extensions["socketio"].server.manager
     assert isinstance(manager, sockets.FolderManager) and manager.write_only is False
+
+
+class CompressingConfig(TestingConfig):
+    """Testing settings that accept a browser's offer to compress WebSocket messages."""
+    WEBSOCKET_COMPRESSION = True
+
+
+@pytest.mark.parametrize("settings, offer_seen", [(TestingConfig, None),
+                                                  (CompressingConfig, "permessage-deflate")])
+def test_an_offer_to_compress_reaches_the_server_only_if_the_settings_accept_it(settings,
+                                                                               offer_seen):
+    app = create_app(settings)
+
+    @app.get("/offer")
+    def offer():
+        return {"offer": request.headers.get("Sec-WebSocket-Extensions")}
+
+    response = app.test_client().get(
+        "/offer", headers={"Sec-WebSocket-Extensions": "permessage-deflate"})
+    assert response.get_json() == {"offer": offer_seen}
 
 
 def test_the_async_mode_is_the_settings_never_a_guess(app):
