@@ -3,8 +3,10 @@
 - the import graph of the application's modules, read with ast from each stage's commit,
   with import cycles in red and imports inside functions dashed; drawn at each stage
   whose graph differs from the stage before;
-- the request path from the browser to the database, read from the Procfile,
-  gunicorn.conf.py, deploy/nginx.conf and config.py; drawn when a stage changes them;
+- the request path from the browser to the database, Redis and the Celery processes,
+  read from the files that serving.py reads (the Procfile, gunicorn.conf.py, flack/wsgi.py,
+  deploy/'s nginx files, the Makefile's serve target and config.py); drawn at each stage
+  where what they say changes;
 - the chain of database migrations, read from migrations/versions; drawn when a stage
   changes it.
 
@@ -16,13 +18,14 @@ import html
 import re
 import shutil
 import subprocess
+import textwrap
 
 import importgraph
+import serving
 
 FONT = "Helvetica,Arial,sans-serif"
 NEW_FILL = "#d5f5dc"
 CYCLE_COLOUR = "#cf222e"
-REQUEST_PATH_FILES = ("Procfile", "gunicorn.conf.py", "deploy/nginx.conf", "flack/wsgi.py")
 MIGRATIONS = "migrations/versions/"
 
 
@@ -114,77 +117,181 @@ def import_caption(graph, before):
 
 # --- the request path ----------------------------------------------------------------
 
-def nginx_facts(conf):
-    """Return the ports nginx listens on, its upstream servers and its static location."""
-    ports = sorted(set(re.findall(r"^\s*listen\s+(?:\[::\]:)?(\d+)([^;]*);", conf, re.M)))
-    upstream = re.findall(r"upstream\s+\w+\s*\{[^}]*?server\s+([^;\s]+)", conf, re.S)
-    static = re.search(r"location\s+(/static/)\s*\{[^}]*?alias\s+([^;]+);", conf, re.S)
-    return ports, upstream, static.groups() if static else None
+WEBSOCKET_COLOUR = "#0969da"
+# What Redis is for, by the config.py setting that makes it so; another shows its own name.
+REDIS_ROLES = {"CELERY_BROKER_URL": "Celery broker", "REDIS_PREFIX": "shared keys",
+               "SOCKETIO_MESSAGE_QUEUE": "Socket.IO message queue",
+               "RATELIMIT_ENABLED": "rate limits"}
+NOTE_WIDTH = 56  # characters in a line of the make serve note
 
 
-def gunicorn_settings(source):
-    """Return the simple top-level settings of gunicorn.conf.py (name -> value as text)."""
-    settings = {}
-    for node in ast.parse(source).body:
-        simple = isinstance(node, ast.Assign) and len(node.targets) == 1
-        if simple and isinstance(node.targets[0], ast.Name):
-            settings[node.targets[0].id] = ast.unparse(node.value)
-    return settings
+def node(name, label, **attrs):
+    """Return the dot line of a node."""
+    return f"{name} [label={quote(label)}{''.join(f', {k}={v}' for k, v in attrs.items())}];"
 
 
-def procfile(source):
-    """Return the Procfile's processes: name -> command."""
-    processes = {}
-    for line in source.splitlines():
-        name, sep, command = line.partition(":")
-        if sep and not line.startswith("#"):
-            processes[name.strip()] = command.strip()
-    return processes
+def edge(source, target, label="", **attrs):
+    """Return the dot line of an edge."""
+    attrs = {"label": quote(label), **attrs} if label else attrs
+    return f"{source} -> {target} [{', '.join(f'{k}={v}' for k, v in attrs.items())}];"
 
 
-def database_default(config_source):
-    """Return the default database URI of config.py: its string parts, joined by …"""
-    for node in ast.walk(ast.parse(config_source)):
-        names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
-        if isinstance(node, ast.Assign) and "SQLALCHEMY_DATABASE_URI" in names:
-            parts = [n.value for n in ast.walk(node.value)
-                     if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-            return "…".join(parts)
-    return "?"
+def port_text(listen):
+    """Return how a port of nginx reads: 443 (TLS, http2), or 80 (301 to https)."""
+    port, flags, redirect, _ = listen
+    flags = ["TLS" if flag == "ssl" else flag for flag in flags]
+    if redirect:
+        flags.append(f"{redirect[0]} to {redirect[-1].partition(':')[0]}")
+    return port + (f" ({', '.join(flags)})" if flags else "")
 
 
-def request_path_dot(show):
+def nginx_label(found):
+    """Return the nginx box's text: its files, ports, balancing and top-level settings."""
+    runs = [f", Procfile {name}:" for name, command in found["processes"].items()
+            if command.split()[:1] == ["nginx"]]
+    lines = ["nginx (deploy/nginx.conf" + "".join(runs) + ")",
+             "listens on " + ", ".join(port_text(item) for item in found["listens"])]
+    for name, (servers, balance) in found["upstreams"].items():
+        if len(servers) > 1 or balance != "round robin":
+            lines.append(f"upstream {name}: {balance} over {len(servers)} servers")
+    lines += [f"{directive} (nginx-main.conf)" for directive in found["nginx_main"]]
+    return "\n".join(lines)
+
+
+def web_servers(found):
+    """Return the addresses nginx passes requests to: its upstream's servers."""
+    targets = [target for _, kind, target in found["locations"] if kind != "static"]
+    servers = []
+    for target in dict.fromkeys(targets):
+        servers += found["upstreams"].get(target, ([target], None))[0]
+    return servers
+
+
+def web_label(found, name, server):
+    """Return a web process's text: gunicorn, its address, its workers."""
+    settings = found["gunicorn"]
+    worker = serving.literal(settings.get("worker_class", "'sync'"))
+    workers = serving.literal(settings.get("workers", "1"))
+    text = f"gunicorn (Procfile {name}:)\n{server}\n{workers} {worker} worker{'s' * (workers != 1)}"
+    if "worker_connections" in settings:
+        text += f",\n{settings['worker_connections']} connections"
+    return text + (f", {settings['threads']} threads" if "threads" in settings else "")
+
+
+def app_label(found, command, processes):
+    """Return the app's text: what gunicorn loads, and what flack/wsgi.py runs at the start."""
+    app = next((word for word in command.split() if ":" in word), "the app")
+    each = " (in each process)" if processes > 1 else ""
+    calls = found["startup"]
+    return (f"Flask app {app}{each}\nflack/wsgi.py runs " + ",\n".join(calls)) if calls \
+        else f"Flask app {app}{each}"
+
+
+def front_lines(found):
+    """Return the dot lines from the browser to the app: nginx, static files, web processes."""
+    listens = found["listens"]
+    websocket = [path for path, kind, _ in found["locations"] if kind == "websocket"]
+    ws_style = {"color": f'"{WEBSOCKET_COLOUR}"', "fontcolor": f'"{WEBSOCKET_COLOUR}"'}
+    lines = ['browser [label="browser", shape=ellipse];', node("nginx", nginx_label(found)),
+             edge("browser", "nginx", "HTTPS" if any("ssl" in item[1] for item in listens)
+                 else "HTTP")]
+    lines += [edge("browser", "nginx", f"WebSocket\n{path}", **ws_style) for path in websocket]
+    for path, kind, folder in found["locations"]:
+        if kind == "static":
+            lines += [node("static", f"static files\n{folder}", shape="folder"),
+                      edge("nginx", "static", path, style="dashed")]
+    name, command = next(((n, c) for n, c in found["processes"].items()
+                          if c.split()[:1] == ["gunicorn"]), ("web", ""))
+    servers = web_servers(found)
+    for i, server in enumerate(servers):
+        lines += [node(f"web{i}", web_label(found, name, server)),
+                  edge("nginx", f"web{i}", "HTTP /"), edge(f"web{i}", "app", "WSGI")]
+        lines += [edge("nginx", f"web{i}", path, **ws_style) for path in websocket]
+    return lines + [node("app", app_label(found, command, len(servers)))]
+
+
+def redis_roles(redis):
+    """Return what Redis is for, one line a setting: Celery broker (CELERY_BROKER_URL)."""
+    return "\n".join(f"{REDIS_ROLES.get(name, name)} ({name})"
+                     for name in redis if name != "REDIS_URL")
+
+
+def back_lines(found):
+    """Return the dot lines behind the app: database, Redis, Celery and the other processes."""
+    variable, default = found["database"]
+    redis = found["redis"]
+    lines = [node("db", f"database: {variable}\ndefault {default}", shape="cylinder"),
+             edge("app", "db", "SQLAlchemy")]
+    if redis:
+        lines += [node("redis", "Redis" + "\nREDIS_URL" * ("REDIS_URL" in redis),
+                       shape="cylinder"),
+                  edge("app", "redis", redis_roles(redis), dir="both"),
+                  "{rank=same; db; redis;}"]
+    for name, command in found["processes"].items():
+        role = serving.celery_role(command)
+        if role:
+            lines += celery_lines(name, command, role, redis)
+        elif command.split()[:1] not in (["gunicorn"], ["nginx"]):
+            lines += [node(name, f"{name} (Procfile)\n{command}"),
+                      edge(name, "db", style="dashed")]
+    return lines
+
+
+def celery_lines(name, command, role, redis):
+    """Return the dot lines of a Celery process: its box, its broker and its database."""
+    broker = "redis" if any("BROKER" in setting for setting in redis) else "broker"
+    label = f"Celery {role} (Procfile {name}:)\n-A {serving.celery_app(command)}"
+    lines = [node(name, label)] + ([] if broker == "redis" else [node("broker", "broker")])
+    if role == "worker":
+        what = "tasks" + ("\nSocket.IO messages" if "SOCKETIO_MESSAGE_QUEUE" in redis else "")
+        return lines + [edge(broker, name, what, dir="both"), edge(name, "db", "SQLAlchemy")]
+    return lines + [edge(name, broker, "scheduled tasks" if role == "beat" else role)]
+
+
+def local_nginx_lines(found, command):
+    """Return where the nginx that a command writes with deploy/local_nginx.py listens."""
+    if "deploy/local_nginx.py" not in command.split():
+        return []
+    lines = []
+    for listen in found["local_listens"]:
+        address = listen[3]
+        for name, value in serving.options(command).items():
+            address = address.replace(f"<{name}>", value)  # the template's {port}: --port
+        lines.append(f"    nginx listens on {port_text((address,) + listen[1:])}")
+    return lines
+
+
+def serve_note(found):
+    """Return the dot lines of a note on `make serve`: its commands and its variables."""
+    exports, recipe = found["serve"]
+    if not recipe:
+        return []
+    lines = ["make serve (Makefile), on one machine:"]
+    for command in recipe:
+        lines += textwrap.wrap(command, NOTE_WIDTH, subsequent_indent="    ",
+                               break_on_hyphens=False)
+        lines += local_nginx_lines(found, command)
+    lines += [f"{name}={value}" for name, value in exports.items()]
+    label = quote("\n".join(lines)).replace("\\n", "\\l")[:-1] + '\\l"'
+    return [f"serve [label={label}, shape=note, fontsize=9];", edge("db", "serve", style="invis")]
+
+
+def request_path_dot(read):
     """Return dot source for the path of a request, from the files of the stage."""
-    ports, upstream, static = nginx_facts(show("deploy/nginx.conf"))
-    settings = gunicorn_settings(show("gunicorn.conf.py"))
-    web = procfile(show("Procfile")).get("web", "")
-    app = next((word for word in web.split() if ":" in word), "the app")
-    listen = ", ".join(port + (" (TLS)" if "ssl" in rest else "") for port, rest in ports)
-    worker = settings.get("worker_class", "sync").strip("'\"")
-    workers = settings.get("workers", "1")
-    labels = {
-        "nginx": f"nginx (deploy/nginx.conf)\nlistens on {listen}",
-        "gunicorn": f"gunicorn (Procfile web:)\n{workers} {worker} worker(s)",
-        "app": f"Flask app {app}\nflack/wsgi.py → create_app()",
-        "db": f"database: DATABASE_URL\ndefault {database_default(show('config.py'))}",
-    }
+    found = serving.facts(read)
     lines = graph_header("request", "TB")
-    lines += [
-        'browser [label="browser", shape=ellipse];',
-        f"nginx [label={quote(labels['nginx'])}];",
-        f"gunicorn [label={quote(labels['gunicorn'])}];",
-        f"app [label={quote(labels['app'])}];",
-        f"db [label={quote(labels['db'])}, shape=cylinder];",
-        'browser -> nginx [label="HTTPS"];',
-        f"nginx -> gunicorn [label={quote('HTTP to ' + ', '.join(upstream))}];",
-        'gunicorn -> app [label="WSGI"];',
-        'app -> db [label="SQLAlchemy"];',
-    ]
-    if static:
-        lines += [f"static [label={quote('static files ' + static[1].strip())}, shape=folder];",
-                  f"nginx -> static [label={quote(static[0])}, style=dashed];"]
+    lines += front_lines(found) + back_lines(found) + serve_note(found)
     lines.append("}")
     return "\n".join(lines)
+
+
+def request_path_caption(read):
+    """Return the request path's caption: the files it was read from, and what blue means."""
+    files = ", ".join(f"<code>{path}</code>" for path in serving.FILES if read(path))
+    text = f"The path of a request in production, read from {files} at this commit."
+    if any(kind == "websocket" for _, kind, _ in serving.facts(read)["locations"]):
+        text += ' <strong class="flack-websocket">Blue: WebSocket connections</strong>.'
+    return text
 
 
 # --- the migrations ---------------------------------------------------------------------
@@ -225,12 +332,25 @@ def changed_paths(stage, git):
     return [path for path in out.split("\0") if path]
 
 
+def stage_reader(rev, files, git):
+    """Return a function that reads a file at rev, '' for a file that is not there."""
+    return lambda path: git("show", f"{rev}:{path}") if path in files else ""
+
+
+def request_path_read(stage, git):
+    """Return a reader of the stage's files, or None if it is not served as in production yet."""
+    files = set(git("ls-tree", "-r", "--name-only", stage.sha).splitlines())
+    return stage_reader(stage.sha, files, git) if set(serving.NEEDED) <= files else None
+
+
+def request_path_counts(stage, git):
+    """Return what counts for the request path at a stage (serving.counted), or None."""
+    read = request_path_read(stage, git) if stage else None
+    return serving.counted(read) if read else None
+
+
 def for_stage(stage, all_stages, git):
     """Return the stage's pictures as HTML figures (a list, possibly empty)."""
-    def show_at(rev):
-        """Return a function that reads files at rev."""
-        return lambda path: git("show", f"{rev}:{path}")
-
     figures = []
     index = [s.version for s in all_stages].index(stage.version)
     before = all_stages[index - 1] if index else None
@@ -241,12 +361,9 @@ def for_stage(stage, all_stages, git):
         figures.append(figure(import_graph_dot(graph, new), import_caption(graph, previous)))
     changed = changed_paths(stage, git)
     files = set(git("ls-tree", "-r", "--name-only", stage.sha).splitlines())
-    serving = REQUEST_PATH_FILES
-    if all(path in files for path in serving) and any(path in changed for path in serving):
-        figures.append(figure(request_path_dot(show_at(stage.sha)),
-                              "The path of a request in production, read from "
-                              + ", ".join(f"<code>{p}</code>" for p in REQUEST_PATH_FILES)
-                              + " and <code>config.py</code> at this commit."))
+    read = request_path_read(stage, git)
+    if read and serving.counted(read) != request_path_counts(before, git):
+        figures.append(figure(request_path_dot(read), request_path_caption(read)))
     if any(path.startswith(MIGRATIONS) for path in changed):
         scripts = [migration_facts(git("show", f"{stage.sha}:{path}"))
                    for path in sorted(files)
