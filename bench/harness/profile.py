@@ -2,7 +2,7 @@
 
 py-spy (from PyPI, in the bench venv) reads the process's stacks from outside,
 a hundred times a second. It leaves out a thread that waits in the kernel, but
-not eventlet's hub waiting in epoll for the next event: those samples are
+not eventlet's or gevent's hub waiting in epoll for the next event: those samples are
 counted apart, as waiting, and the rest are moments of work. Its raw output has
 one line per distinct stack, "outer (file);...;inner (file) count".
 """
@@ -19,7 +19,9 @@ from . import processes
 ATTACH_SECONDS = 1.0  # for py-spy to attach before the work to profile starts
 STOP_SECONDS = 20
 TOP = 8
-WAITING_FILES = ("eventlet/hubs/",)  # an innermost frame here: the hub waits for events
+# An innermost frame here waits: eventlet's or gevent's hub for events, gevent's thread
+# pool's idle threads for work.
+WAITING_FILES = ("eventlet/hubs/", "gevent/hub.py", "gevent/_threading.py")
 
 
 def py_spy():
