@@ -1,4 +1,4 @@
-"""Scenario 6: one message to N Socket.IO clients, from Flack (v0.17, v0.19) and Node.js socket.io."""
+"""Scenario 6: one message to N Socket.IO clients, from Flack (v0.17, v0.19) and Node.js."""
 import contextlib
 import json
 import time

@@ -2,8 +2,6 @@
 import contextlib
 import json
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from .. import chart, checkout, postgres, processes
@@ -233,8 +231,8 @@ def failure_reading(version, fault, entry):
               for service, lines in entry["log_lines"].items()]
     logs = f" The logs' last complaints: {'; '.join(quoted)}." if quoted else ""
     return (f"- {version}, `{fault}`: not recovered; {count(entry['pending'], 'preview')} still "
-            f"pending, {count(sum(entry['clients_missing']), 'message')} missing in the browsers, dead "
-            f"at the end: {', '.join(entry['dead']) or 'nothing'}.{logs}")
+            f"pending, {count(sum(entry['clients_missing']), 'message')} missing in the browsers, "
+            f"dead at the end: {', '.join(entry['dead']) or 'nothing'}.{logs}")
 
 
 def telling(lines):
@@ -269,7 +267,8 @@ def draw(results, path):
     chart.bar_chart(path, "Seconds from the kill until every browser had every message",
                     faults, [chart.Panel("recovery (a bar at the limit: not recovered)",
                                          "seconds", series, notes)],
-                    note=f"A stage that did not recover within {settle:g} s has its bar at that limit",
+                    note=f"A stage that did not recover within {settle:g} s has its bar at that "
+                         "limit",
                     panel_width=8)
 
 
