@@ -41,8 +41,9 @@ class Server:
     """A way to serve a stage: the development server, or the Procfile's web process."""
 
     label: str
-    kind: str  # "runserver" or "procfile-web"
+    kind: str  # "runserver", "procfile-web", or "gunicorn" (gunicorn_args alone, no config)
     gunicorn_args: str = ""  # GUNICORN_CMD_ARGS for the Procfile's gunicorn
+    settings: tuple = ()  # (name, value) pairs of the environment this way of serving needs
 
 
 @dataclass
@@ -93,8 +94,9 @@ def app_env(stage_copy, server, port, database, settings=None):
         env["FLACK_CONFIG"] = "development"
     else:  # the production settings, which need a secret key
         env.update(FLACK_CONFIG="production", SECRET_KEY=secrets.token_hex(32))
-        if server.gunicorn_args:
+        if server.gunicorn_args and server.kind == "procfile-web":
             env["GUNICORN_CMD_ARGS"] = server.gunicorn_args
+    env.update(server.settings)
     env.update(settings or {})
     return env
 
@@ -122,6 +124,9 @@ def server_command(stage_copy, server, port):
     """Return the command that starts the server."""
     if server.kind == "runserver":
         return [stage_copy.python, "manage.py", "runserver", "--port", str(port)]
+    if server.kind == "gunicorn":  # a worker that the stage's gunicorn.conf.py would refuse
+        return [stage_copy.venv / "bin" / "gunicorn", "--bind", f"127.0.0.1:{port}",
+                *shlex.split(server.gunicorn_args), "flack.wsgi:app"]
     return procfile_command(stage_copy, "web")
 
 

@@ -1,5 +1,9 @@
 """Scenario 10: v0.20 on gunicorn 25's eventlet worker against v0.21 on gunicorn 27's gevent.
 
+And v0.21 on gunicorn 27's threaded worker (gthread) with Socket.IO in threading mode,
+the other way that gunicorn 27 and Flask-SocketIO support, which gunicorn.conf.py refuses
+because each open WebSocket holds a thread.
+
 Two measurements in one run, each stage in turn as its Procfile runs it: GET
 /api/messages with 50 clients (wrk, round after round), then a bystander's pushes,
 quiet and while 20 wrong logins a second arrive (login-flood's phases, limits off so
@@ -8,6 +12,7 @@ that every login is hashed).
 import contextlib
 import os
 import secrets
+from dataclasses import dataclass
 
 from .. import checkout, flackapp, node, postgres, processes, wrk
 from ..numbers import errors, summarize
@@ -15,7 +20,39 @@ from . import Scenario, login_flood, web_servers
 from .presence_writes import DEFAULT_REDIS_URL, FORGET_KEYS
 
 STAGES = ("v0.20", "v0.21")
-WORKER_CLASSES = {"v0.20": "gunicorn 25.3 + eventlet", "v0.21": "gunicorn 27.0 + gevent"}
+THREADS = 100
+
+
+def threaded(threads, connections=None):
+    """Return gunicorn's threaded worker with gunicorn.conf.py's other settings.
+
+    That file refuses the worker, and gunicorn reads it from the working folder unless
+    another config is named: each WebSocket holds one of the threads while it is open.
+    """
+    more = f" --worker-connections {connections}" if connections else ""
+    return flackapp.Server(
+        "gunicorn + gthread", "gunicorn",
+        f"--config /dev/null --worker-class gthread --threads {threads}{more} --workers 1 "
+        "--timeout 30 --graceful-timeout 10 --keep-alive 5 --access-logfile - "
+        "--error-logfile - --forwarded-allow-ips 127.0.0.1,::1 --no-control-socket",
+        (("SOCKETIO_ASYNC_MODE", "threading"),))
+
+
+THREADED = threaded(THREADS)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One way of serving a stage: its label, its stage, and how its web process starts."""
+
+    label: str
+    version: str
+    server: flackapp.Server = login_flood.SERVER  # the Procfile's web
+
+
+SERIES = (Series("v0.20: gunicorn 25.3 + eventlet", "v0.20"),
+          Series("v0.21: gunicorn 27.0 + gevent", "v0.21"),
+          Series(f"v0.21: gunicorn 27.0 + threads ({THREADS})", "v0.21", THREADED))
 PATH = "/api/messages"
 FULL = {"connections": 50, "warmup_seconds": 2, "seconds": 8, "repetitions": 3,
         "messages": 50, "flood_seconds": 30, "logins_per_second": 20,
@@ -25,20 +62,15 @@ SMOKE = {"connections": 50, "warmup_seconds": 1, "seconds": 1, "repetitions": 1,
          "message_interval_ms": 250}
 
 
-def label(version):
-    """Name a stage by its worker: "v0.21: gunicorn 27.0 + gevent"."""
-    return f"{version}: {WORKER_CLASSES[version]}"
-
-
 @contextlib.contextmanager
-def web_running(run, stage_copy, number, redis_url):
-    """Start the stage's Procfile web, its limits off, on a Redis prefix forgotten after."""
+def web_running(run, stage_copy, server, number, redis_url):
+    """Start the stage's web, its limits off, on a Redis prefix forgotten after."""
     work_dir = run.work_dir(f"leaving-eventlet-{number}")
     prefix = f"bench-leaving-eventlet-{secrets.token_hex(4)}:"
     env = {"REDIS_URL": redis_url, "REDIS_PREFIX": prefix, **login_flood.unset_settings(),
            **login_flood.LIMITS_OFF}
     try:
-        with flackapp.running(stage_copy, login_flood.SERVER, work_dir, env) as app:
+        with flackapp.running(stage_copy, server, work_dir, env) as app:
             yield app, work_dir
     finally:
         processes.run([stage_copy.python, "-c", FORGET_KEYS, redis_url, prefix],
@@ -50,28 +82,32 @@ def measure(run):
     settings = run.settings(FULL, SMOKE)
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     copies = {version: run.checkout(version) for version in STAGES}
-    samples = {version: [] for version in STAGES}
+    samples = {series.label: [] for series in SERIES}
     with contextlib.ExitStack() as stack:
         apps = {}
-        for number, version in enumerate(STAGES):
+        for number, series in enumerate(SERIES):
             app, work_dir = stack.enter_context(
-                web_running(run, copies[version], number, redis_url))
+                web_running(run, copies[series.version], series.server, number, redis_url))
             flackapp.seed(app.base_url, settings["messages"])
-            apps[version] = (app, work_dir)
+            apps[series.label] = (app, work_dir)
         for app, work_dir in apps.values():  # the first requests warm caches up
             load(app, work_dir, settings, settings["warmup_seconds"])
         for repetition in range(settings["repetitions"]):
-            for version, (app, work_dir) in apps.items():
+            for name, (app, work_dir) in apps.items():
                 report = load(app, work_dir, settings, settings["seconds"])
-                samples[version].append(report)
-                run.progress(f"{label(version)}, run {repetition + 1}: "
+                samples[name].append(report)
+                run.progress(f"{name}, run {repetition + 1}: "
                              f"{report['requests_per_second']:.0f} requests/s, p95 "
                              f"{report['latency_us']['percentiles']['95'] / 1000:.1f} ms")
-    requests = [{"stage": version, "label": label(version), "samples": samples[version],
-                 "summary": summarize(samples[version])} for version in STAGES]
+    requests = [{"stage": series.version, "label": series.label,
+                 "gunicorn_args": series.server.gunicorn_args or "the Procfile's web",
+                 "samples": samples[series.label], "summary": summarize(samples[series.label])}
+                for series in SERIES]
     return {"settings": {**settings, "path": PATH, "wrk_threads": 1,
-                         "server": "each stage's Procfile web (one gunicorn worker), "
-                                   "production settings, rate limits off"},
+                         "server": "each stage's Procfile web (one gunicorn worker), and "
+                                   f"v0.21 on gunicorn's threaded worker ({THREADS} threads, "
+                                   "Socket.IO's threading mode); production settings, rate "
+                                   "limits off"},
             "runs": requests, **flood(run, copies, settings, redis_url)}
 
 
@@ -92,11 +128,11 @@ def flood(run, copies, settings, redis_url):
     node.install(run.log_dir / "npm-bench-node.log")
     runs = []
     with login_flood.bystander_running(run.log_dir, run.progress) as bystander:
-        for number, version in enumerate(STAGES):
-            setting = login_flood.Setting(label(version), version, version,
-                                          login_flood.LIMITS_OFF)
+        for number, series in enumerate(SERIES):
+            setting = login_flood.Setting(series.label, series.label, series.version,
+                                          login_flood.LIMITS_OFF, server=series.server)
             runs.append(login_flood.measure_setting(
-                run, bystander, copies[version], setting, 10 + number,
+                run, bystander, copies[series.version], setting, 10 + number,
                 None if no_postgres else postgres_url, redis_url, phases))
     return {"flood": {"database": "SQLite" if no_postgres else "PostgreSQL", "runs": runs},
             "failures": login_flood.failures(runs)}
@@ -123,21 +159,23 @@ def table(results):
 def reading(results):
     """Say in numbers how the two workers compare."""
     s = results["settings"]
-    runs = {run["stage"]: run["summary"] for run in results["runs"]}
-    old, new = (runs[version] for version in STAGES)
+    runs = {run["label"]: run["summary"] for run in results["runs"]}
+    labels = list(runs)
     lines = [f"- GET {s['path']}, {s['connections']} clients, {s['repetitions']} runs of "
              f"{s['seconds']} s per stage, taken in turn: {s['server']}, on a new SQLite "
              f"database each. The login flood: login-flood's phases, on "
              f"{results['flood']['database']}."]
-    for version in STAGES:
-        r = runs[version]
-        lines.append(f"- {label(version)}: {r['requests_per_second']['median']:.0f} requests/s, "
+    for name, r in runs.items():
+        lines.append(f"- {name}: {r['requests_per_second']['median']:.0f} requests/s, "
                      f"p50 {r['latency_ms']['50']['median']:.1f} ms, p95 "
                      f"{r['latency_ms']['95']['median']:.1f} ms, errors: {errors(r['errors'])}.")
-    throughput = new["requests_per_second"]["median"] / old["requests_per_second"]["median"]
-    tail = new["latency_ms"]["95"]["median"] / max(old["latency_ms"]["95"]["median"], 0.01)
-    lines.append(f"- gevent against eventlet: {throughput:.2f}× the requests a second, "
-                 f"p95 {tail:.2f}× eventlet's.")
+    old = runs[labels[0]]
+    for name in labels[1:]:
+        new = runs[name]
+        throughput = new["requests_per_second"]["median"] / old["requests_per_second"]["median"]
+        tail = new["latency_ms"]["95"]["median"] / max(old["latency_ms"]["95"]["median"], 0.01)
+        lines.append(f"- {name} against {labels[0]}: {throughput:.2f}× the requests a second, "
+                     f"p95 {tail:.2f}× its.")
     for run in results["flood"]["runs"]:
         said = login_flood.setting_reading(run)
         if said:
@@ -149,7 +187,7 @@ def draw(results, path):
     """Chart requests a second, and the requests' p50 and p95, for each stage."""
     s = results["settings"]
     web_servers.draw(results, path, f"GET {s['path']} with {s['connections']} clients: "
-                                    "eventlet, then gevent")
+                                    "eventlet, gevent, threads")
 
 
 SCENARIO = Scenario(
@@ -157,6 +195,7 @@ SCENARIO = Scenario(
     title="Leaving eventlet: gunicorn 27 with gevent",
     question="Requests per second and latency of GET /api/messages with 50 clients, and a "
              "bystander's pushes during a flood of wrong logins, at v0.20 (gunicorn 25.3 with "
-             "eventlet) and v0.21 (gunicorn 27.0 with gevent).",
+             "eventlet), v0.21 (gunicorn 27.0 with gevent), and v0.21 on gunicorn 27.0's "
+             "threaded worker.",
     stages=STAGES, also_needs="Node.js and npm (the bystander), Redis", max_minutes=25,
     measure=measure, chart=draw, table=table, reading=reading)

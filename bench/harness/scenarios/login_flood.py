@@ -63,6 +63,7 @@ class Setting:
     version: str
     env: dict = field(default_factory=dict)
     phases: tuple = ("quiet", "flood")
+    server: flackapp.Server = SERVER  # how the web process is started
 
 
 def plan(versions):
@@ -116,7 +117,7 @@ def app_running(run, stage_copy, setting, database_url, redis_url, number):
     if database_url:
         env["DATABASE_URL"] = database_url
     try:
-        with flackapp.running(stage_copy, SERVER, work_dir, env) as app:
+        with flackapp.running(stage_copy, setting.server, work_dir, env) as app:
             yield app
     finally:
         processes.run([stage_copy.python, "-c", FORGET_KEYS, redis_url, prefix],
