@@ -31,12 +31,25 @@ class Scenario:
 
 def all_scenarios():
     """Return every registered scenario, in page order."""
-    from . import (broadcast, fan_out, faults, leaving_eventlet, link_previews, login_flood, planned,
-                   polling_vs_push, presence_writes, test_suite, web_servers, workers)
+    from . import (
+        broadcast,
+        fan_out,
+        faults,
+        leaving_eventlet,
+        link_previews,
+        login_flood,
+        planned,
+        polling_vs_push,
+        presence_writes,
+        test_suite,
+        turns,
+        web_servers,
+        workers,
+    )
     return sorted([test_suite.SCENARIO, link_previews.SCENARIO, web_servers.SCENARIO,
                    polling_vs_push.SCENARIO, workers.SCENARIO, fan_out.SCENARIO,
                    faults.SCENARIO, presence_writes.SCENARIO, login_flood.SCENARIO,
-                   leaving_eventlet.SCENARIO, broadcast.SCENARIO,
+                   leaving_eventlet.SCENARIO, broadcast.SCENARIO, turns.SCENARIO,
                    *planned.SCENARIOS],
                   key=lambda s: s.number)
 
