@@ -2,18 +2,19 @@
 # server with a Celery worker beside it (honcho runs Procfile.dev), `make serve` as in
 # production (honcho runs the Procfile's release process, then WEB_PROCESSES web
 # processes, a worker and beat, with Redis as the broker and message queue, and nginx
-# in front of them on http://127.0.0.1:8000), `make test` runs the quick tests and reports
-# their coverage, `make test-all` all of them, with those that start and kill real servers,
-# `make lint` checks the code style, `make mutate` tries the tests against mutants of
-# the code. They call manage.py, which has more commands, and create the
-# virtual environment and install the browser's Socket.IO client (npm ci) on first
-# use. VENV can point elsewhere: the stage checker shares one environment between
-# stages with the same requirements.
+# in front of them on http://127.0.0.1:8000), `make containers` the same in containers
+# (compose.yaml, with PostgreSQL; `make containers-down` stops them), `make test` runs
+# the quick tests and reports their coverage, `make test-all` all of them, with those
+# that start and kill real servers, `make lint` checks the code style, `make mutate`
+# tries the tests against mutants of the code. They call manage.py, which has more
+# commands, and create the virtual environment and install the browser's Socket.IO
+# client (npm ci) on first use. VENV can point elsewhere: the stage checker shares one
+# environment between stages with the same requirements.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run serve test test-all lint mutate
+.PHONY: run serve containers containers-down test test-all test-containers lint mutate
 
 # honcho runs a Procfile's commands, which find python, celery and gunicorn on the PATH,
 # and nginx, which Debian installs in /usr/sbin.
@@ -42,6 +43,27 @@ serve: $(VENV)/.installed node_modules/.installed
 	$(BIN)/honcho start --port $(WEB_PORT) --concurrency web=$(WEB_PROCESSES) \
 		web worker beat proxy
 
+# The same chat in containers, built from the Dockerfile and run by compose.yaml: Docker's
+# compose by default, or COMPOSE=podman-compose. podman-compose makes each service's
+# dependencies ones that podman must start with it, which podman 4.3 refuses once the
+# migrations job has exited: --no-deps leaves that out.
+COMPOSE ?= docker compose
+COMPOSE_UP := $(COMPOSE) up --detach --build $(if $(findstring podman,$(COMPOSE)),--no-deps)
+
+containers: compose.env
+	$(COMPOSE_UP)
+	@echo "Flack starts on http://127.0.0.1:$${FLACK_PORT:-8000}; $(COMPOSE) ps shows its health"
+
+containers-down:
+	$(COMPOSE) down
+
+# The secrets of the container stack, new and random, in a file that git ignores.
+compose.env: | compose.env.example
+	key=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))'); \
+	password=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(16))'); \
+	sed -e "s/^SECRET_KEY=.*/SECRET_KEY=$$key/" -e "s/change-me/$$password/g" \
+		compose.env.example > $@
+
 # The quick tests; test-all adds those that start real servers and kill them (marked
 # servers in the tests), which CI and the stage checker run.
 test: $(VENV)/.installed node_modules/.installed
@@ -49,6 +71,12 @@ test: $(VENV)/.installed node_modules/.installed
 
 test-all: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python manage.py test --cov -m ""
+
+# Build the image, run compose.yaml's stack and kill each container in turn (a project of
+# its own, on free ports, removed at the end). One stack for all: no parallel workers.
+test-containers: $(VENV)/.installed
+	FLACK_TEST_COMPOSE="$(COMPOSE)" $(BIN)/python manage.py test -m servers -n 0 \
+		tests/test_containers.py
 
 lint: $(VENV)/.installed
 	$(BIN)/python manage.py lint

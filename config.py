@@ -22,6 +22,8 @@ CLICK_TYPES = {bool: click.BOOL, int: click.INT, float: click.FLOAT}
 # The ways Socket.IO can wait for many connections at once: threads for the
 # development server, or the green threads of gunicorn's gevent worker.
 ASYNC_MODES = ("threading", "gevent")
+# How log lines look: text for people, json (one object a line) for a log collector.
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(click.ClickException):
@@ -92,6 +94,7 @@ class Config:
     # How many proxies in front of the web processes set X-Forwarded-For: the address a
     # limit counts is the one that the nearest of them saw. 0: the client connects directly.
     PROXIES = 0
+    LOG_FORMAT = "text"                    # or json: one JSON object a line (flack.logs)
 
 
 class DevelopmentConfig(Config):
@@ -125,6 +128,7 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     """A public server: nothing secret has a default."""
+    LOG_FORMAT = "json"  # read by the platform that collects the logs, not by people
 
 
 ENVIRONMENTS = {
@@ -191,6 +195,9 @@ def load(config=None):
     if settings["SOCKETIO_ASYNC_MODE"] not in ASYNC_MODES:
         raise ConfigError(f"SOCKETIO_ASYNC_MODE: use {', '.join(ASYNC_MODES)}, "
                           f"not {settings['SOCKETIO_ASYNC_MODE']!r}")
+    if settings["LOG_FORMAT"] not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT: use {', '.join(LOG_FORMATS)}, "
+                          f"not {settings['LOG_FORMAT']!r}")
     if settings["PRESENCE_REFRESH_INTERVAL"] >= settings["PRESENCE_TIMEOUT"]:
         raise ConfigError("PRESENCE_REFRESH_INTERVAL must be shorter than PRESENCE_TIMEOUT, "
                           "or connected users would be marked offline between refreshes")

@@ -4,7 +4,14 @@ Gunicorn reads this file as Python. GUNICORN_CMD_ARGS, and options on the
 command line, override any setting here: GUNICORN_CMD_ARGS="--bind 0.0.0.0:8080",
 say, without touching this file.
 """
+import json
+import logging
 import os
+from datetime import UTC, datetime
+
+# Not `import config`: gunicorn would take a name `config` here for its own setting.
+from config import ConfigError
+from config import load as load_settings
 
 # Socket.IO's async mode for each worker class that can hold many connections open.
 # Gunicorn 26 removed its eventlet worker, which Flack ran on up to v0.20.
@@ -41,9 +48,45 @@ keepalive = 5
 # standard library for green threads, so that its network calls are green too.
 preload_app = False
 
-# Logs go to the console, where honcho, systemd or a PaaS collect them.
-accesslog = "-"
+# Logs go to the console, where honcho, systemd or a PaaS collect them. The app writes
+# a line for each request itself (flack.logs), with the request's id and without the
+# query string, which can hold a token: gunicorn's access log would repeat each one.
+accesslog = None
 errorlog = "-"
+
+
+def log_format():
+    """Return the LOG_FORMAT that the app reads, from the environment or .env."""
+    try:
+        return load_settings()["LOG_FORMAT"]
+    except ConfigError:  # the worker stops with the error when it imports the app
+        return "text"
+
+
+class JsonLines(logging.Formatter):
+    """Gunicorn's own lines in JSON, with the fields of the app's (flack.logs.JsonFormatter)."""
+    # Not the app's formatter: importing the flack package here, in gunicorn's main
+    # process, would import the whole app before gevent patches the worker (preload_app).
+
+    def format(self, record):
+        line = {"time": datetime.fromtimestamp(record.created, UTC)
+                .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "level": record.levelname, "logger": record.name,
+                "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+if log_format() == "json":
+    # Python's logging.config.dictConfig(), which gunicorn merges into its defaults.
+    logconfig_dict = {
+        "root": {"handlers": []},  # the default's would write the app's lines again
+        "loggers": {"gunicorn.error": {"handlers": ["stderr"], "propagate": False}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stderr"}},
+        "formatters": {"json": {"()": JsonLines}},
+    }
 
 # Addresses whose X-Forwarded-Proto header is believed: nginx on this machine.
 forwarded_allow_ips = "127.0.0.1,::1"

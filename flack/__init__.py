@@ -19,8 +19,9 @@ from flask_migrate import Migrate
 
 from config import load as load_config
 
-from . import background, commands, errors, limits, origins, sockets, stats, turns
+from . import background, commands, errors, limits, logs, origins, sockets, stats, turns
 from .api import api as api_blueprint
+from .health import health as health_blueprint
 from .main import main as main_blueprint
 from .models import db
 
@@ -46,5 +47,7 @@ def create_app(config=None):
     origins.init_app(app)
     app.register_blueprint(main_blueprint)
     app.register_blueprint(api_blueprint, url_prefix="/api")
+    app.register_blueprint(health_blueprint)
     commands.init_app(app)
+    logs.init_app(app)  # last: its middleware wraps all the others, Socket.IO's too
     return app

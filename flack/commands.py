@@ -8,14 +8,12 @@ commands, which create and update the database, and Flask-SQLAlchemy makes
 import os
 
 import click
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from click.core import ParameterSource
 from flask import current_app
 from flask.cli import run_command as flask_run
 from flask.cli import with_appcontext
 
-from . import background, main
+from . import background, health, main
 from .models import db
 
 
@@ -26,11 +24,8 @@ def init_app(app):
 
 def database_is_up_to_date():
     """Tell whether every migration script has been applied to the database."""
-    config = current_app.extensions["migrate"].migrate.get_config()
-    newest = set(ScriptDirectory.from_config(config).get_heads())
     with db.engine.connect() as connection:
-        applied = set(MigrationContext.configure(connection).get_current_heads())
-    return applied == newest
+        return health.applied_revisions(connection) == health.newest_revisions()
 
 
 # Flask's own `run` command, with its options, and the checks that Flack adds to it.

@@ -9,6 +9,7 @@ connections it holds, and its own row in the processes table, fresh (flack.prese
 and tells its browsers the latest change number, so that a push that was lost is
 fetched by the browsers that missed it.
 """
+import logging
 import os
 import secrets
 import socket
@@ -44,9 +45,14 @@ class FolderManager(python_socketio.KombuManager):
         return kombu.Queue("socketio.web", self._exchange(), durable=False)
 
 
+def message_queue_url(config):
+    """Return the URL of the Redis server that carries pushes between processes, or None."""
+    return config["SOCKETIO_MESSAGE_QUEUE"] or config["REDIS_URL"]
+
+
 def message_queue(config, write_only):
     """Return the client manager that shares pushes between processes, or None."""
-    url = config["SOCKETIO_MESSAGE_QUEUE"] or config["REDIS_URL"]
+    url = message_queue_url(config)
     if url:
         return python_socketio.RedisManager(
             url, channel=f"{config['REDIS_PREFIX']}socketio", write_only=write_only)
@@ -60,6 +66,16 @@ def message_queue(config, write_only):
                 "transport_options": {"data_folder_in": folder, "data_folder_out": folder,
                                       "control_folder": folder, "polling_interval": 0.05}})
     return None  # one process, as in the tests: pushes go straight to its browsers
+
+
+def library_logger(name):
+    """Return a logger of Socket.IO's that writes errors only, through Flack's handlers."""
+    logger = logging.getLogger(name)
+    # Given no logger, Socket.IO adds a handler of its own, which writes each error a
+    # second time and not in LOG_FORMAT. ERROR is the level it would choose: at INFO,
+    # it writes every packet, and a browser's token with the first.
+    logger.setLevel(logging.ERROR)
+    return logger
 
 
 def allowed_origin(config):
@@ -85,6 +101,8 @@ def init_app(app):
         cors_allowed_origins=allowed_origin(app.config),
         # A browser sends only its token; anything much larger is not Flack's client.
         max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_SIZE"],
+        logger=library_logger("socketio.server"),
+        engineio_logger=library_logger("engineio.server"),
     )
     if not app.config["WEBSOCKET_COMPRESSION"]:
         # The WebSocket server (simple-websocket) accepts every browser's offer to
@@ -117,7 +135,8 @@ def init_worker(app):
     """Let a process without browsers, the Celery worker, push through the message queue."""
     emitter = SocketIO()
     emitter.init_app(None, client_manager=message_queue(app.config, write_only=True),
-                     async_mode="threading")
+                     async_mode="threading", logger=library_logger("socketio.server"),
+                     engineio_logger=library_logger("engineio.server"))
     app.extensions["socketio"] = emitter
 
 

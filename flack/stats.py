@@ -9,7 +9,7 @@ import threading
 from collections import deque
 
 import redis
-from flask import current_app
+from flask import current_app, request
 
 from . import utils
 
@@ -78,7 +78,9 @@ def request_counts():
 
 
 def count_request():
-    """Count each request as it arrives."""
+    """Count each request as it arrives, but not the health checks (flack.health)."""
+    if request.blueprint == "health":  # a platform's, every few seconds: not the chat's traffic
+        return
     try:
         request_counts().add(utils.timestamp(), current_app.config["STATS_WINDOW"])
     except redis.RedisError as error:  # the request matters more than its statistics

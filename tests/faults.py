@@ -36,6 +36,20 @@ REDIS_SERVER = shutil.which("redis-server")
 FAULTS = ("web-worker", "celery-pool", "celery-main", "redis", "nginx")
 
 
+# Quicker than in production, so that a run takes seconds, not minutes.
+QUICK_SETTINGS = {
+    "LINK_PREVIEW_ALLOW_PRIVATE": "1", "LINK_PREVIEW_RETRIES": "1",
+    "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",
+    "PRESENCE_TIMEOUT": "10", "PRESENCE_CHECK_INTERVAL": "1",
+    "PRESENCE_REFRESH_INTERVAL": "2", "HEARTBEAT_INTERVAL": "2",  # v0.18's name
+    "LAST_SEEN_INTERVAL": "2",
+    "LINK_PREVIEW_RESEND_AFTER": "5", "LINK_PREVIEW_GIVE_UP_AFTER": "40",
+    "LINK_PREVIEW_REPAIR_INTERVAL": "1",
+    # The poster posts five messages a second, as one user (v0.20's limits).
+    "MESSAGE_LIMIT_PER_USER": "100 per second",
+}
+
+
 def free_port():
     """Return a loopback TCP port that nothing listens on right now."""
     with socket.socket() as sock:
@@ -249,9 +263,9 @@ class ChatClient:
 class Poster:
     """Post a message with a link every interval, to the web processes in turn."""
 
-    def __init__(self, bases, token, link, interval=0.2):
+    def __init__(self, bases, token, link, interval=0.2, label="post"):
         self.webs = [Http(base) for base in bases]
-        self.token, self.link, self.interval = token, link, interval
+        self.token, self.link, self.interval, self.label = token, link, interval, label
         self.created = []  # the messages whose POST answered 201
         self.failed = 0    # the POSTs that got no answer, or another status
         self.stopping = threading.Event()
@@ -264,7 +278,7 @@ class Poster:
         while not self.stopping.wait(self.interval):
             web = self.webs[number % len(self.webs)]
             status, body = web.call("POST", "/api/messages",
-                                    {"source": f"post {number}: see {self.link}"},
+                                    {"source": f"{self.label} {number}: see {self.link}"},
                                     headers={"Authorization": f"Bearer {self.token}"}, timeout=5)
             if status == 201:
                 self.created.append(body)
@@ -323,17 +337,7 @@ class FaultRun:
             **os.environ, "PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}",
             "FLACK_CONFIG": "production", "SECRET_KEY": "not secret",
             "DATABASE_URL": database_url, "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "BEAT_SCHEDULE_FILE": str(self.folder / "celerybeat-schedule"),
-            "LINK_PREVIEW_ALLOW_PRIVATE": "1", "LINK_PREVIEW_RETRIES": "1",
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",
-            # Quicker than in production, so that a run takes seconds, not minutes.
-            "PRESENCE_TIMEOUT": "10", "PRESENCE_CHECK_INTERVAL": "1",
-            "PRESENCE_REFRESH_INTERVAL": "2", "HEARTBEAT_INTERVAL": "2",  # v0.18's name
-            "LAST_SEEN_INTERVAL": "2",
-            "LINK_PREVIEW_RESEND_AFTER": "5", "LINK_PREVIEW_GIVE_UP_AFTER": "40",
-            "LINK_PREVIEW_REPAIR_INTERVAL": "1",
-            # The poster posts five messages a second, as one user (v0.20's limits).
-            "MESSAGE_LIMIT_PER_USER": "100 per second",
+            "BEAT_SCHEDULE_FILE": str(self.folder / "celerybeat-schedule"), **QUICK_SETTINGS,
         }
         self.env.pop("FLACK_TEST_REDIS_URL", None)
         self.start_redis()
@@ -414,19 +418,24 @@ class FaultRun:
 
     def messages(self):
         """Return every message, as the database has it now."""
-        messages, after = [], 0
-        while True:
-            status, body = self.webs[1].call("GET", f"/api/messages?limit=500&after={after}")
-            assert status == 200, body
-            messages += body["messages"]
-            if len(body["messages"]) < 500:
-                return messages
-            after = body["messages"][-1]["change"]
+        return messages_after(self.webs[1], 0)
 
     def stop(self):
         """Kill every process of the stack."""
         for service in self.services.values():
             service.kill()
+
+
+def messages_after(http, after):
+    """Return every message changed after a change number, as the database has it now."""
+    messages = []
+    while True:
+        status, body = http.call("GET", f"/api/messages?limit=500&after={after}")
+        assert status == 200, body
+        messages += body["messages"]
+        if len(body["messages"]) < 500:
+            return messages
+        after = body["messages"][-1]["change"]
 
 
 def run_fault(stack, fault, link, clients_per_way=2, before=2.0, after=4.0, restart_after=1.0,
@@ -441,7 +450,8 @@ def run_fault(stack, fault, link, clients_per_way=2, before=2.0, after=4.0, rest
     bases = [stack.proxy.base] + [web.base for web in stack.webs]
     clients = [ChatClient(base, tokens[number % 3]) for number, base in
                enumerate(bases * clients_per_way)]
-    poster = Poster([web.base for web in stack.webs], tokens[0], link)
+    # Its fault in each message: runs on one stack (tests/containers.py) post apart.
+    poster = Poster([web.base for web in stack.webs], tokens[0], link, label=fault)
     try:
         time.sleep(before)  # the stack at work before the fault
         killed_at = time.monotonic()
@@ -481,3 +491,22 @@ def run_fault(stack, fault, link, clients_per_way=2, before=2.0, after=4.0, rest
         for client in clients:
             with contextlib.suppress(Exception):
                 client.close()
+
+
+def check_nothing_lost(result):
+    """Assert that a run_fault() result lost, stuck and logged out nothing."""
+    stored_ids = [message["id"] for message in result["stored"]]
+    sources = [message["source"] for message in result["stored"]]
+    assert result["posted"], "nothing was posted"
+    assert set(result["posted"]) <= set(stored_ids)  # every 201 is stored...
+    assert len(sources) == len(set(sources))  # ...once
+    assert result["pending"] == []  # every preview reached its final version
+    assert result["recovered_after"] is not None, (
+        "the clients did not all catch up: " + json.dumps({key: result[key] for key in (
+            "clients_missing", "refused", "server_closed", "tokens_valid", "alive")}))
+    assert result["clients_missing"] == [0] * len(result["clients_missing"])
+    assert result["refused"] == [[]] * len(result["refused"])  # nobody logged out
+    assert result["server_closed"] == [0] * len(result["server_closed"])
+    assert all(result["tokens_valid"])
+    # What was killed is back; nothing else stopped.
+    assert all(result["alive"].values()), result["alive"]

@@ -124,6 +124,21 @@ def test_async_mode_must_be_one_socketio_knows(environ, mode):
     assert error.value.message == f"SOCKETIO_ASYNC_MODE: use threading, gevent, not {mode!r}"
 
 
+def test_log_format_is_text_for_people_and_json_in_production(environ):
+    environ.update(SECRET_KEY="s3cret", REDIS_URL="redis://localhost:6379/0")
+    assert config.load("development")["LOG_FORMAT"] == "text"
+    assert config.load("production")["LOG_FORMAT"] == "json"
+    environ["LOG_FORMAT"] = "text"
+    assert config.load("production")["LOG_FORMAT"] == "text"
+
+
+def test_log_format_must_be_one_flack_writes(environ):
+    environ["LOG_FORMAT"] = "logfmt"
+    with pytest.raises(config.ConfigError) as error:
+        config.load("development")
+    assert error.value.message == "LOG_FORMAT: use text, json, not 'logfmt'"
+
+
 @pytest.mark.parametrize("setting", ["PRESENCE_REFRESH_INTERVAL", "LAST_SEEN_INTERVAL"])
 def test_presence_is_refreshed_before_the_presence_timeout(environ, setting):
     environ.update({setting: "60", "PRESENCE_TIMEOUT": "60"})

@@ -413,7 +413,7 @@ def test_nginx_serves_the_chat_over_https(gunicorn, tmp_path):
         # The static files come from the disk: gunicorn never sees them.
         with opener.open(f"{base}/static/css/flack.css", timeout=10) as response:
             assert response.read() == (PACKAGE / "static" / "css" / "flack.css").read_bytes()
-        requests_seen = gunicorn.log.read_text()  # gunicorn's access log
+        requests_seen = gunicorn.errors.read_text()  # the app's line for each request
         assert "/api/users" in requests_seen and "/static/" not in requests_seen
         # A body too large for Flask, but not for nginx: the app's JSON 413.
         too_large = json.dumps({"source": "x" * 70_000}).encode()

@@ -436,6 +436,7 @@ def test_events_the_server_does_not_know_are_ignored(client, accounts, connect, 
                                                      args):
     # v0.18's browsers said "still_here"; a browser of an older page still may.
     connection = connect(accounts.login())
+    caplog.clear()  # the lines of the login's requests
     connection.emit("still_here", *args)
     connection.emit("anything_else", *args)
     assert connection.is_connected()
