@@ -1,7 +1,7 @@
 """Take the screenshots the docs show, checking on the way that the chat works.
 
     python tutorial/screenshots.py --python /path/to/app/venv/bin/python \
-        [--root DIR] [--out DIR] [--timings FILE] [--serve]
+        [--root DIR] [--out DIR] [--timings FILE] [--serve | --compose COMMAND]
 
 It starts the app of a checkout (--root: this one unless told) on a free loopback
 port with a new SQLite database, then drives Chromium with Playwright: two users, in
@@ -23,6 +23,10 @@ two web processes, a Celery worker, beat, and nginx in front, with Redis between
 each web process must answer on its own port, and a message posted through nginx
 must reach a page opened on each web process directly: whichever process nginx
 chose, the others get the message through Redis.
+
+With --compose COMMAND (v0.23 and later), the same checks run on the containers of
+compose.yaml, started as tests/containers.py starts them (a project of its own, on
+free ports, with PostgreSQL) and removed at the end.
 
 From v0.20 (a config.py with ALLOWED_ORIGINS), in both modes, a page of its own on two
 more loopback ports checks CORS: Flack allows one of them. From the allowed site, a
@@ -233,9 +237,10 @@ class CheckFailed(Exception):
 @dataclass
 class Server:
     """A started chat: a process that leads a process group, and where it answers."""
-    process: subprocess.Popen
+    process: subprocess.Popen  # None when containers run the chat
     url: str  # where the browsers go
     web_urls: list  # with --serve, each web process on its own port behind nginx
+    stop: object = None  # with --compose, what removes the containers
 
 
 @dataclass
@@ -256,6 +261,9 @@ def parse_args():
                         help="folder for the PNG files (default: docs/img in the checkout)")
     parser.add_argument("--timings", type=Path,
                         help="a JSON file to write the delivery times to")
+    parser.add_argument("--compose", metavar="COMMAND",
+                        help="run the chat in containers with this compose command (v0.23 "
+                             "and later), as `make containers` does, behind nginx")
     parser.add_argument("--serve", action="store_true",
                         help="run the chat with `make serve`: web processes behind nginx")
     return parser.parse_args()
@@ -360,6 +368,20 @@ def start_behind_nginx(root, python, folder, log, settings):
                   web_urls=[f"http://127.0.0.1:{port}" for port in web_ports])
 
 
+def start_in_containers(root, compose, folder, settings):
+    """Start the chat with compose.yaml (v0.23 and later), as tests/containers.py does."""
+    sys.path.insert(0, str(root))  # the checkout's own tests.containers
+    from tests.containers import ContainerStack
+    stack = ContainerStack(root, compose, folder, settings)
+    try:
+        stack.up()
+    except BaseException:
+        stack.down()
+        raise
+    return Server(None, stack.proxy.base, web_urls=[web.base for web in stack.webs],
+                  stop=stack.down)
+
+
 def loopback_opener():
     """Return a URL opener for this machine's servers, which ignores any proxy settings."""
     # An empty ProxyHandler: a proxy from the environment must not see loopback requests.
@@ -371,7 +393,7 @@ def wait_for_answer(url, process, seconds):
     opener = loopback_opener()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process and process.poll() is not None:
             raise CheckFailed(f"the server exited with status {process.returncode}")
         try:
             with opener.open(f"{url}/api/stats", timeout=2):
@@ -399,6 +421,9 @@ def signal_group(process, signal_number):
 
 def stop_server(server):
     """Stop the server's whole process group, forcefully if it does not stop by itself."""
+    if server.stop:
+        server.stop()
+        return
     signal_group(server.process, signal.SIGTERM)
     try:
         server.process.wait(timeout=SERVER_STOP_SECONDS)
@@ -854,11 +879,17 @@ def sum_up(deliveries):
             "max_ms": max(times)}
 
 
-def run(root, python, out, serve):
+def run(root, python, out, serve, compose=None):
     """Start the server, check the chat, always stop the server; return deliveries, OK lines."""
     check_browser_packages(root)
     out.mkdir(parents=True, exist_ok=True)
     start = start_behind_nginx if serve else start_server
+    if compose:
+        serve = True  # behind nginx too, and checked as such
+
+        def start(root, python, folder, log, settings):
+            """Start the containers (the log stays empty: each container keeps its own)."""
+            return start_in_containers(root, compose, folder, settings)
     with (tempfile.TemporaryDirectory(prefix="flack-shots-") as tmp,
           other_sites(root, Path(tmp)) as sites):
         settings = {"ALLOWED_ORIGINS": sites.allowed} if sites else {}
@@ -908,7 +939,7 @@ def main():
         sys.exit("screenshots: --serve needs a checkout whose `make serve` runs nginx (a"
                  f" Procfile with a proxy: process, v0.18 and later), and {root} has none")
     try:
-        deliveries, cross_origin = run(root, args.python, out, args.serve)
+        deliveries, cross_origin = run(root, args.python, out, args.serve, args.compose)
     except (CheckFailed, PlaywrightError) as error:
         sys.exit(f"screenshots: FAILED: {error}")
     summary = sum_up(deliveries)
@@ -920,7 +951,11 @@ def main():
     print(f"screenshots: delivery to the other browser: {describe_timing(summary)}")
     print("screenshots: OK: two users chatted, saw each other's messages, Markdown and"
           " presence, HTML in messages stayed text, and an HTML nickname was refused")
-    if args.serve:
+    if args.compose:
+        print(f"screenshots: OK: the chat ran in containers ({args.compose}), through nginx"
+              f" in front of {WEB_PROCESSES} web processes; each answered on its own port,"
+              " and a message posted through nginx was pushed to a page on each")
+    elif args.serve:
         print(f"screenshots: OK: the chat ran through nginx in front of {WEB_PROCESSES} web"
               " processes; each answered on its own port, and a message posted through"
               " nginx was pushed to a page on each")

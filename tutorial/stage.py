@@ -726,6 +726,8 @@ def tests_sentence(stage):
         if version_key(stage.version) >= version_key("v0.15"):  # the first that needs Redis
             servers = ("`FLACK_TEST_POSTGRES_URL` and `FLACK_TEST_REDIS_URL` point to "
                        "PostgreSQL and Redis servers")
+        if version_key(stage.version) >= version_key("v0.23"):  # the first with containers
+            servers += ", or, for the containers' tests, `FLACK_TEST_COMPOSE` names a compose command"
         sentence += (f": {passed} run on SQLite alone, and {counts['skipped']} skip "
                      f"unless {servers}")
     return f'<span class="flack-test-count">{sentence}.</span>\n'

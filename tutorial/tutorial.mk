@@ -12,6 +12,10 @@
 #   make browsers-nginx  the same check with the chat as `make serve` runs it (v0.18 and
 #                     later): web processes behind nginx, with Redis; its screenshots go
 #                     in a temporary folder unless SHOTS_OUT says where
+#   make stand-ins    build the images that stand in for the official ones where no image
+#                     registry is reachable (tutorial/containers/README.md), and podman-compose
+#   make test-containers-here  make test-containers (v0.23 and later) with podman and the
+#                     stand-ins, as CI runs it; make browsers-containers the browsers' check
 #   make bench        measure the scalability claims (SCENARIO=name for one; see bench/README.md)
 #   make bench-smoke  the same in a few seconds per scenario, into a temporary folder
 #
@@ -20,8 +24,10 @@ STAGE_TOOL := python3 tutorial/stage.py
 DOCS_VENV := .venv-docs
 SHOTS_VENV := .venv-shots
 BENCH_VENV := .venv-bench
+COMPOSE_VENV := .venv-compose
 
-.PHONY: tags stages history facts docs docs-serve screenshots browsers-nginx bench bench-smoke
+.PHONY: tags stages history facts docs docs-serve screenshots browsers-nginx bench bench-smoke \
+	stand-ins test-containers-here browsers-containers
 
 tags:
 	$(STAGE_TOOL) tag
@@ -106,3 +112,25 @@ bench: $(BENCH_VENV)/.installed
 
 bench-smoke: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/bench.py run --smoke $(BENCH_OPTIONS)
+
+# Containers on the tutorial's machines: podman (Debian's 4.3, with runc), the settings of
+# tutorial/containers/containers.conf, images that HEALTHCHECK survives (docker format),
+# and the stand-in images that stand-ins.env names, passed to compose and the Dockerfile.
+$(COMPOSE_VENV)/.installed: tutorial/requirements-compose.txt
+	test -x $(COMPOSE_VENV)/bin/python || $(PYTHON) -m venv $(COMPOSE_VENV)
+	$(COMPOSE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tutorial/requirements-compose.txt
+	touch $@
+
+HERE_CONTAINERS := CONTAINERS_CONF=$(abspath tutorial/containers/containers.conf) BUILDAH_FORMAT=docker \
+	$$(grep -v '^\#' tutorial/containers/stand-ins.env | xargs)
+
+stand-ins: $(COMPOSE_VENV)/.installed
+	CONTAINERS_CONF=$(abspath tutorial/containers/containers.conf) tutorial/containers/build-stand-ins
+
+test-containers-here: stand-ins
+	env $(HERE_CONTAINERS) $(MAKE) test-containers COMPOSE=$(abspath $(COMPOSE_VENV))/bin/podman-compose
+
+browsers-containers: stand-ins $(SHOTS_NEEDS)
+	env $(HERE_CONTAINERS) $(SHOTS_VENV)/bin/python tutorial/screenshots.py \
+		--python $(abspath $(BIN))/python --out "$(BROWSERS_OUT)" \
+		--compose $(abspath $(COMPOSE_VENV))/bin/podman-compose
