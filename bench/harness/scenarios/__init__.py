@@ -33,6 +33,7 @@ def all_scenarios():
     """Return every registered scenario, in page order."""
     from . import (
         broadcast,
+        containers,
         fan_out,
         faults,
         leaving_eventlet,
@@ -50,6 +51,7 @@ def all_scenarios():
                    polling_vs_push.SCENARIO, workers.SCENARIO, fan_out.SCENARIO,
                    faults.SCENARIO, presence_writes.SCENARIO, login_flood.SCENARIO,
                    leaving_eventlet.SCENARIO, broadcast.SCENARIO, turns.SCENARIO,
+                   containers.SCENARIO,
                    *planned.SCENARIOS],
                   key=lambda s: s.number)
 
