@@ -9,6 +9,7 @@ also works in a fresh clone without tags.
     python3 tutorial/stage.py list              # the stages and their tags
     python3 tutorial/stage.py tag               # create the missing tags
     python3 tutorial/stage.py check [vX.Y ...]  # run every stage's tests at its commit
+    python3 tutorial/stage.py try-it [vX.Y ...] # run every stage page's Try it blocks
     python3 tutorial/stage.py facts [vX.Y ...]  # record every stage's test count
     python3 tutorial/stage.py diff vX.Y         # what a stage changed in the app
     python3 tutorial/stage.py history           # check the history rules
@@ -37,6 +38,7 @@ from pathlib import Path
 import diffview
 import filetree
 import pictures
+import tryit
 
 # Paths that may change in any commit. Everything else is an app path and
 # changes only in stage commits. Keep this list in step with tutorial/README.md.
@@ -381,13 +383,15 @@ def test_target(stage):
     return "test-all" if re.search(r"^test-all:", makefile, re.MULTILINE) else "test"
 
 
-def check_stage(stage, timeout):
+def check_stage(stage, timeout, try_it=True):
     """Run all of a stage's tests (`make test`, or `make test-all`) in a temporary worktree.
 
     Return (result, log path, facts); facts are the stage's test counts when it passed.
     A run that fails only in a few tests runs those again alone (rerun_failed): when
     they pass, the result is "flaky"; when they are a bug of the stage that a later
-    stage fixed (KNOWN_FAILURES), "known"; else "fail".
+    stage fixed (KNOWN_FAILURES), "known"; else "fail". When the tests pass, the blocks
+    of the page's Try it run in the same worktree (try_it_stage); if they fail, so does
+    the stage, and the log path is theirs.
     """
     venv = venv_for(stage)
     logs = cache_dir() / "logs"
@@ -404,6 +408,8 @@ def check_stage(stage, timeout):
                 counts = collect_facts(stage, tree, venv)
             except StageError as error:  # the tests passed: report, but do not stop the run
                 print(f"    no test count recorded: {error}", flush=True)
+            if try_it and not try_it_stage(stage, tree, venv):
+                result, log_path = "fail", try_it_log(stage)
     return result, log_path, counts
 
 
@@ -462,6 +468,76 @@ def log_tail(path, lines=LOG_TAIL_LINES):
     """Return the last lines of a log file."""
     text = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     return "\n".join(text[-lines:])
+
+
+# --- the pages' Try it blocks -------------------------------------------------
+
+def try_it_blocks(stage, docs=None):
+    """Return the marked blocks of the Try it section of the stage's page (tryit.py).
+
+    The page is read from this checkout's docs/, which describes every stage; the
+    commands it includes from _generated/ are made here, as `docs` makes them.
+    """
+    docs = Path(docs) if docs else top_dir() / "docs"
+    page = docs / "stages" / f"{stage.version}.md"
+    if not page.exists():
+        return []
+
+    def include(path):
+        """Return the text of a file the page includes, if it can hold Try it blocks."""
+        if path == f"_generated/stages/{stage.version}-commands.md":
+            return commands_page(stage)
+        if path.startswith("_snippets/"):
+            return (docs / path).read_text(encoding="utf-8")
+        return None  # generated tables and pictures: nothing to run
+
+    lines = tryit.try_it_section(page.read_text(encoding="utf-8"))
+    return tryit.marked_blocks(lines, f"docs/stages/{page.name}", include)
+
+
+def try_it_log(stage):
+    """Return the log file of a stage's Try it run."""
+    return cache_dir() / "logs" / f"{stage.version}-{stage.sha[:10]}.try-it.log"
+
+
+def learner_env():
+    """Return the environment of a learner's terminal: none of CI's test settings."""
+    env = make_env()
+    for name in ("FLACK_TEST_POSTGRES_URL", "FLACK_TEST_REDIS_URL", "FLACK_TEST_COMPOSE",
+                 "VIRTUAL_ENV", "DATABASE_URL", "REDIS_URL", "FLACK_CONFIG"):
+        env.pop(name, None)
+    return env
+
+
+def try_it_stage(stage, tree, venv):
+    """Run the Try it blocks of the stage's page in its worktree; print and return success.
+
+    The worktree's .venv is the stage's shared venv, so that the pages' `.venv/bin/...`
+    commands and `make run` find it built.
+    """
+    blocks = try_it_blocks(stage)
+    if not blocks:
+        print("    try it: the page marks no block to run", flush=True)
+        return True
+    dot_venv = Path(tree) / ".venv"
+    if not dot_venv.exists():
+        dot_venv.symlink_to(venv)
+    log_path = try_it_log(stage)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            ran, left = tryit.run_blocks(blocks, tree, learner_env(), log)
+        except tryit.TryItError as error:
+            log.write(f"\n*** {error}\n")
+            print(f"    try it: failed, log: {log_path}\n{indent(str(error))}", flush=True)
+            return False
+    blocks_run = sum(1 for block in blocks if block.kind == "commands")
+    checked = sum(1 for block in blocks if block.kind == "output")
+    print(f"    try it: {blocks_run} blocks, {ran} lines run, {checked} outputs checked, "
+          f"{left} lines left to the tests above, in {time.monotonic() - started:.0f}s",
+          flush=True)
+    return True
 
 
 # --- stage facts: the test counts the pages state ------------------------------
@@ -711,7 +787,7 @@ def commands_page(stage):
     ]
     width = max(len(command) for command, _ in commands) + 2
     lines = [f"{command:<{width}}# {comment}" for command, comment in commands]
-    return "```bash\n" + "\n".join(lines) + "\n```\n\n" + tests_sentence(stage)
+    return "```{.bash .try-it}\n" + "\n".join(lines) + "\n```\n\n" + tests_sentence(stage)
 
 
 def tests_sentence(stage):
@@ -727,7 +803,8 @@ def tests_sentence(stage):
             servers = ("`FLACK_TEST_POSTGRES_URL` and `FLACK_TEST_REDIS_URL` point to "
                        "PostgreSQL and Redis servers")
         if version_key(stage.version) >= version_key("v0.23"):  # the first with containers
-            servers += ", or, for the containers' tests, `FLACK_TEST_COMPOSE` names a compose command"
+            servers += (", or, for the containers' tests, `FLACK_TEST_COMPOSE` names a "
+                        "compose command")
         sentence += (f": {passed} run on SQLite alone, and {counts['skipped']} skip "
                      f"unless {servers}")
     return f'<span class="flack-test-count">{sentence}.</span>\n'
@@ -786,7 +863,7 @@ def cmd_check(args):
     for stage in selected:
         print(f"==> {stage.version} {stage.sha[:10]} {stage.subject}", flush=True)
         started = time.monotonic()
-        result, log_path, counts = check_stage(stage, timeout)
+        result, log_path, counts = check_stage(stage, timeout, args.try_it)
         seconds = time.monotonic() - started
         print(f"    {result} in {seconds:.0f}s, log: {log_path}", flush=True)
         if result != "pass":
@@ -797,7 +874,7 @@ def cmd_check(args):
             first_log = log_path.rename(log_path.with_suffix(".first-run.log"))
             print("    running it once more, to tell a flaky test from a broken stage",
                   flush=True)
-            result, log_path, counts = check_stage(stage, timeout)
+            result, log_path, counts = check_stage(stage, timeout, args.try_it)
             seconds = time.monotonic() - started
             print(f"    {result} in {seconds:.0f}s, log: {log_path}", flush=True)
             if result == "pass":
@@ -828,6 +905,25 @@ def cmd_check(args):
               f"failed: {', '.join(failed)}")
         return 1
     print(f"\nall {len(results)} {'stage' if len(results) == 1 else 'stages'} passed")
+    return 0
+
+
+def cmd_try_it(args):
+    """Run the Try it blocks of each stage's page at its commit, without its tests."""
+    selected = select_stages(args.versions, args.rev)
+    if not selected:
+        raise StageError("no stages found")
+    failed = []
+    for stage in selected:
+        print(f"==> {stage.version} {stage.sha[:10]} {stage.subject}", flush=True)
+        with stage_tree(stage) as tree:
+            venv = ensure_venv(stage, tree)
+            if not try_it_stage(stage, tree, venv):
+                failed.append(stage.version)
+    if failed:
+        print(f"\nTry it failed at {', '.join(failed)}")
+        return 1
+    print(f"\nTry it ran at {len(selected)} {'stage' if len(selected) == 1 else 'stages'}")
     return 0
 
 
@@ -926,6 +1022,13 @@ def parser():
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_MINUTES,
                        help=f"minutes per stage (default {DEFAULT_TIMEOUT_MINUTES})")
     check.add_argument("--fresh", action="store_true", help="rebuild the cached venvs first")
+    check.add_argument("--no-try-it", dest="try_it", action="store_false",
+                       help="only the tests, not the blocks of the page's Try it")
+
+    try_it = command("try-it", cmd_try_it, "run the Try it blocks of each stage's page at its "
+                     "commit, without its tests")
+    try_it.add_argument("versions", nargs="*", type=version_arg,
+                        help="stages to try (default: all)")
 
     facts = command("facts", cmd_facts, f"record each stage's test counts in {FACTS_FILE}")
     facts.add_argument("versions", nargs="*", type=version_arg,

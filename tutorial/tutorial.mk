@@ -2,7 +2,9 @@
 # It lives under tutorial/ so that it can change in any commit, not only in stages.
 #
 #   make tags         create the missing vX.Y tags (a fresh clone may have none)
-#   make stages       run every stage's tests at its own commit (STAGES="v0.1 v0.2" for some)
+#   make stages       run every stage's tests at its own commit (STAGES="v0.1 v0.2" for some),
+#                     then the command blocks of its page's Try it
+#   make try-its      only the Try it blocks (tutorial/tryit.py), stage by stage
 #   make history      check the history rules of tutorial/README.md
 #   make facts        record each stage's test count in docs/data/stage-facts.json
 #   make docs         generate the stage diffs and pictures, build the site into site/
@@ -26,7 +28,7 @@ SHOTS_VENV := .venv-shots
 BENCH_VENV := .venv-bench
 COMPOSE_VENV := .venv-compose
 
-.PHONY: tags stages history facts docs docs-serve screenshots browsers-nginx bench bench-smoke \
+.PHONY: tags stages try-its history facts docs docs-serve screenshots browsers-nginx bench bench-smoke \
 	stand-ins test-containers-here browsers-containers
 
 tags:
@@ -34,6 +36,9 @@ tags:
 
 stages:
 	$(STAGE_TOOL) check $(STAGES)
+
+try-its:
+	$(STAGE_TOOL) try-it $(STAGES)
 
 history:
 	$(STAGE_TOOL) history
