@@ -3,6 +3,8 @@
 git marks each changed line with a colour; stage.py asks for one distinct colour per
 kind (see GIT_COLOURS), and parse() maps them back to kinds: added, removed, and code
 moved away from or into a place. The HTML uses the classes styled by docs/css/diff.css.
+The files come in the order in which the stage's page first names them in its prose
+(prose_spans, file_names), and tutorial/mkdocs_hooks.py links those names to them.
 Only the standard library is used.
 """
 import dataclasses
@@ -287,11 +289,95 @@ def file_html(diff, moves, open_):
     return f'<details class="fd-file" id="{diff.anchor}"{state}>{summary}{body}</details>'
 
 
+# --- the page's order -----------------------------------------------------------
+
+CHANGE_HEADING = "## The change"  # the page's prose ends here; the generated diff follows
+FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})")
+CODE_SPAN_RE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
+
+
+def prose_text(markdown):
+    """Return a page's Markdown before its change heading, without its fenced code blocks."""
+    kept, fence = [], None
+    for line in markdown.splitlines():
+        if line.strip() == CHANGE_HEADING:
+            break
+        match = FENCE_RE.match(line)
+        if fence is None and match:
+            fence = match[1]
+        elif fence is not None and match and match[1].startswith(fence):
+            fence = None
+        elif fence is None:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def prose_spans(markdown):
+    """Return the text of each code span of a page's prose, in order."""
+    spans = []
+    for paragraph in re.split(r"\n\s*\n", prose_text(markdown)):
+        spans.extend(" ".join(match[2].split()) for match in CODE_SPAN_RE.finditer(paragraph))
+    return spans
+
+
+def file_names(diffs, paths):
+    """Return {name: changed path} for the names by which prose may call a changed file.
+
+    A name is the file's path (or its old path, for a rename), a shorter tail of it that
+    no other file of paths (the app's files before and after the stage) ends with, as
+    `models.py` for flack/models.py, or a folder that holds no other file, as
+    `migrations/versions/` at the stage that adds the first migration.
+    """
+    names = {}
+    changed = [diff.change.path for diff in diffs]
+    for diff in diffs:
+        for name in (diff.change.path, diff.change.old_path):
+            names[name] = diff.change.path
+    everything = set(paths) | set(changed)
+    for path in changed:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            tail, folder = "/".join(parts[i:]), "/".join(parts[:i]) + "/"
+            if sum(other == tail or other.endswith("/" + tail) for other in everything) == 1:
+                names.setdefault(tail, path)
+            if sum(other.startswith(folder) for other in everything) == 1:
+                names.setdefault(folder, path)
+    return names
+
+
+def named_paths(spans, names):
+    """Return the changed paths that the spans name, in the order of their first mention."""
+    named = []
+    for span in spans:
+        path = names.get(span)
+        if path and path not in named:
+            named.append(path)
+    return named
+
+
+def link_targets(diffs, names):
+    """Return each changed file's path, anchor and names, for links from the page's prose."""
+    by_path = {}
+    for name, path in names.items():
+        by_path.setdefault(path, []).append(name)
+    return [{"path": diff.change.path, "anchor": diff.anchor,
+             "names": sorted(by_path.get(diff.change.path, []))} for diff in diffs]
+
+
 # --- the diffstat ----------------------------------------------------------------
 
-def group_of(path):
-    """Return "tests", "docs" or "core" for a changed file."""
+# Files that a tool writes: their diff is long and teaches nothing. A migration script
+# starts as Alembic's, but may be the lesson: it is one only when the page names it.
+LOCK_RE = re.compile(r"(^|/)(package-lock\.json|[^/]+\.lock)$")
+MIGRATION_RE = re.compile(r"(^|/)migrations/versions/[^/]+\.py$")
+GROUP_RANK = {"core": 0, "tests": 1, "docs": 2, "generated": 3}
+
+
+def group_of(path, named=False):
+    """Return "core", "tests", "docs" or "generated" (lock files, unnamed migrations)."""
     name = path.rsplit("/", 1)[-1]
+    if LOCK_RE.search(path) or (MIGRATION_RE.search(path) and not named):
+        return "generated"
     if path.startswith("tests/") or name.startswith("test_") or name in ("tests.py", "conftest.py"):
         return "tests"
     if name.endswith((".md", ".rst")) or path.startswith("docs/"):
@@ -304,10 +390,26 @@ def churn(diff):
     return diff.change.added + diff.change.removed
 
 
-def ordered(diffs):
-    """Return the diffs with core files first (most changed first), then tests, then docs."""
-    rank = {"core": 0, "tests": 1, "docs": 2}
-    return sorted(diffs, key=lambda d: (rank[group_of(d.change.path)], -churn(d), d.change.path))
+def ordered(diffs, named=()):
+    """Return the diffs by group; in each, the files the page names in its order, then the rest.
+
+    The rest come most changed first. named lists the changed paths that the page's
+    prose names, in the order of their first mention.
+    """
+    mention = {path: index for index, path in enumerate(named)}
+
+    def key(diff):
+        """Sort by group, mention, churn, path."""
+        path = diff.change.path
+        return (GROUP_RANK[group_of(path, path in mention)], mention.get(path, len(mention)),
+                -churn(diff), path)
+
+    return sorted(diffs, key=key)
+
+
+def unchanged_rename(diff):
+    """Tell whether the file was only renamed."""
+    return diff.change.old_path != diff.change.path and not diff.hunks
 
 
 def stat_rows(diffs):
@@ -319,16 +421,17 @@ def stat_rows(diffs):
     return "".join(rows)
 
 
-def diffstat_html(diffs):
-    """Return the diffstat: core files in a table, tests, docs and pure renames folded."""
-    groups = {"core": [], "tests": [], "docs": [], "renamed": []}
-    for diff in ordered(diffs):
-        unchanged_rename = diff.change.old_path != diff.change.path and not diff.hunks
-        groups["renamed" if unchanged_rename else group_of(diff.change.path)].append(diff)
+def diffstat_html(diffs, named=()):
+    """Return the diffstat: core files in a table; tests, docs, generated files, renames folded."""
+    groups = {"core": [], "tests": [], "docs": [], "generated": [], "renamed": []}
+    for diff in ordered(diffs, named):
+        path = diff.change.path
+        groups["renamed" if unchanged_rename(diff) else group_of(path, path in named)].append(diff)
     parts = []
     if groups["core"]:
         parts.append(f'<table class="fd-stat">{stat_rows(groups["core"])}</table>')
-    titles = {"tests": "Tests", "docs": "Documentation", "renamed": "Renamed, content unchanged"}
+    titles = {"tests": "Tests", "docs": "Documentation", "generated": "Lock and generated files",
+              "renamed": "Renamed, content unchanged"}
     for name, title in titles.items():
         if groups[name]:
             n = len(groups[name])
@@ -346,13 +449,17 @@ def legend_html():
     return f'<p class="fd-legend">{spans}</p>'
 
 
-def stage_html(diffs):
-    """Return the whole change of a stage: legend, diffstat, then one block per file."""
+def stage_html(diffs, named=()):
+    """Return the whole change of a stage: legend, diffstat, then one block per file.
+
+    named lists the changed paths that the page's prose names, in the order of their
+    first mention (named_paths): they come first. Only core files start open.
+    """
     moves = MoveIndex(diffs)
     blocks_html = []
-    for diff in ordered(diffs):
-        unchanged_rename = diff.change.old_path != diff.change.path and not diff.hunks
-        open_ = group_of(diff.change.path) == "core" and not unchanged_rename
+    for diff in ordered(diffs, named):
+        path = diff.change.path
+        open_ = group_of(path, path in named) == "core" and not unchanged_rename(diff)
         blocks_html.append(file_html(diff, moves, open_))
-    return ('<div class="flack-diff">' + legend_html() + diffstat_html(diffs)
+    return ('<div class="flack-diff">' + legend_html() + diffstat_html(diffs, named)
             + "".join(blocks_html) + "</div>")

@@ -751,28 +751,36 @@ def see_it_locally(stage, before):
 
 
 def diff_page(stage, all_stages):
-    """Return the generated part of a stage's page: commands, trees, pictures and the change."""
+    """Return the generated part of a stage's page, and the changed files its prose may link to.
+
+    The part is the commands, trees, pictures and the change, whose files come in the
+    order in which the page's prose first names them; the files are diffview.link_targets.
+    """
     changes = numstat(stage)
     before = previous_stage(stage, all_stages)
+    old_files, new_files = app_files(stage.base), app_files(stage.sha)
     parts = [see_it_locally(stage, before)]
     try:
         parts.extend(pictures.for_stage(stage, all_stages, git))
     except pictures.PictureError as error:
         raise StageError(f"{stage.version}: {error}") from None
     parts.append(filetree.trees_html(
-        app_files(stage.base), app_files(stage.sha), changes,
+        old_files, new_files, changes,
         f"Before ({before.version})" if before else "Before", f"After ({stage.version})"))
     if not changes:
         parts.append("This stage changes no application file.")
-        return "\n\n".join(parts) + "\n"
+        return "\n\n".join(parts) + "\n", []
 
     def show(side, path):
         """Return a version of a file: before the stage or at it."""
         return git("show", f"{stage.base if side == 'old' else stage.sha}:{path}")
 
     diffs = diffview.parse(coloured_diff(stage), changes, show)
-    parts.append(diffview.stage_html(diffs))
-    return "\n\n".join(parts) + "\n"
+    names = diffview.file_names(diffs, old_files + new_files)
+    page = top_dir() / "docs" / "stages" / f"{stage.version}.md"
+    named = diffview.named_paths(diffview.prose_spans(page.read_text(encoding="utf-8")), names)
+    parts.append(diffview.stage_html(diffs, named))
+    return "\n\n".join(parts) + "\n", diffview.link_targets(diffs, names)
 
 
 def commands_page(stage):
@@ -971,7 +979,7 @@ def cmd_history(args):
 
 
 def cmd_docs(args):
-    """Generate the stage map, the per-stage diffs and the per-stage commands."""
+    """Generate the stage map, the per-stage diffs, the files each diff shows, and the commands."""
     docs = top_dir() / "docs"
     out = Path(args.out) if args.out else docs / "_generated"
     found = stages(args.rev)
@@ -986,7 +994,10 @@ def cmd_docs(args):
         print(f"stage.py: no test counts for {', '.join(unknown)} in {FACTS_FILE}: "
               "run `python3 tutorial/stage.py facts` (or make stages)", file=sys.stderr)
     for stage in found:
-        write(out / "stages" / f"{stage.version}-diff.md", diff_page(stage, found))
+        diff, files = diff_page(stage, found)
+        write(out / "stages" / f"{stage.version}-diff.md", diff)
+        # What tutorial/mkdocs_hooks.py links the page's code spans to.
+        write(out / "stages" / f"{stage.version}-files.json", json.dumps(files, indent=1) + "\n")
         write(out / "stages" / f"{stage.version}-commands.md", commands_page(stage))
     print(f"wrote the stage map and the diffs and commands of {len(found)} stage(s) to {out}")
     return 0
