@@ -1,8 +1,15 @@
-"""Scenario 6: one message to N Socket.IO clients, from Flack (v0.17, v0.19) and Node.js."""
+"""Scenario 6: one message to N Socket.IO clients, from Flack (v0.17, v0.19) and Node.js.
+
+Each server is measured in turn, several times (repetitions), in the opposite order at
+each repetition, so that a slow minute of the machine falls on all of them alike; the
+ratio to Node's time is taken in each repetition as well as over all rounds together, and
+its lowest and highest say how much one run can be trusted.
+"""
 import contextlib
 import json
 import time
 from dataclasses import dataclass
+from statistics import median
 
 from .. import chart, flackapp, node, processes, profile
 from ..numbers import percentile
@@ -21,10 +28,10 @@ def flack_label(version, compress):
 
 FLACKS = tuple(flack_label(version, compress) for version in STAGES
                for compress in (False, True))
-FULL = {"clients": [100, 500, 1000], "rounds": 20, "warmup_rounds": 3, "profiled_rounds": 10,
-        "users": 10, "pause_seconds": 0.2}
-SMOKE = {"clients": [10], "rounds": 2, "warmup_rounds": 1, "profiled_rounds": 2,
-         "users": 2, "pause_seconds": 0.1}
+FULL = {"clients": [100, 500, 1000], "repetitions": 4, "rounds": 10, "warmup_rounds": 3,
+        "profiled_rounds": 10, "users": 10, "pause_seconds": 0.2}
+SMOKE = {"clients": [10], "repetitions": 2, "rounds": 2, "warmup_rounds": 1,
+         "profiled_rounds": 2, "users": 2, "pause_seconds": 0.1}
 SOURCE = ("Has anyone tried the **new build** yet? The deploy script runs `make test` first "
           "now, and it takes half the time it used to.")
 SPARE_CONNECTIONS = 100  # besides the clients: the poster's, and a few to spare
@@ -85,12 +92,13 @@ def measure(run):
         targets.append(reference_target(first, reference, reference_url))
         payload_bytes = len(json.dumps(targets[-1].body))
         for clients in settings["clients"]:
-            for number, target in enumerate(targets):
-                profile_dir = None
-                if target.label in FLACKS and clients == most:
-                    profile_dir = run.work_dir(f"fan-out-profile-{number}")
-                samples.append(measure_target(run, driver, target, clients, settings,
-                                              profile_dir))
+            for repetition in range(settings["repetitions"]):
+                for target in targets if repetition % 2 == 0 else targets[::-1]:
+                    profile_dir = None
+                    if target.label in FLACKS and clients == most and repetition == 0:
+                        profile_dir = run.work_dir(f"fan-out-profile-{targets.index(target)}")
+                    samples.append(measure_target(run, driver, target, clients, repetition,
+                                                  settings, profile_dir))
     return {"settings": {**settings, "server": "the Procfile's web: gunicorn with eventlet",
                          "message_queue": "`LOCAL_BROKER_FOLDER` (no Redis)",
                          "stats_push_interval_seconds": "5 (the stages' default)",
@@ -128,7 +136,7 @@ def reference_target(first, reference, reference_url):
     return Target(NODE, reference.pid, reference_url, ["-"], template, {}, True)
 
 
-def measure_target(run, driver, target, clients, settings, profile_dir):
+def measure_target(run, driver, target, clients, repetition, settings, profile_dir):
     """Connect the clients, time the rounds (and profile more if asked), then disconnect."""
     opened = driver.ask({"do": "open", "kind": "socket", "base_url": target.base_url,
                          "tokens": target.tokens, "clients": clients,
@@ -142,13 +150,15 @@ def measure_target(run, driver, target, clients, settings, profile_dir):
     rounds = ask_rounds(driver, target, settings["rounds"], settings["pause_seconds"])
     wall = time.monotonic() - started
     server_cpu = processes.group_cpu_seconds(target.pgid) - cpu_before
-    sample = {"label": target.label, "clients": clients, "connect_seconds": opened["seconds"],
+    sample = {"label": target.label, "clients": clients, "repetition": repetition,
+              "connect_seconds": opened["seconds"],
               "compression_offered": target.compress,
               "websocket_extensions": opened["websocket_extensions"],
               "rss_mib": round(rss / 1024 / 1024, 1), "rounds": rounds,
               "server_cores": round(server_cpu / wall, 2),
               "summary": summarize(rounds)}
-    run.progress(f"{target.label}, {clients} clients: {describe(sample['summary'])}")
+    run.progress(f"{target.label}, {clients} clients, repetition {repetition + 1}: "
+                 f"{describe(sample['summary'])}")
     if profile_dir is not None:
         sample["profile"] = profiled(driver, target, settings, profile_dir)
     driver.ask({"do": "close"}, 60)
@@ -205,30 +215,74 @@ def describe(summary):
 
 
 def by_clients(samples):
-    """Return {clients: {server's label: sample}}."""
+    """Return {clients: {server's label: its repetitions pooled into one sample}}.
+
+    The pooled sample has every repetition's rounds in one summary, the median of the
+    cores busy, the most memory, the first profile, and each repetition's p50 (p50s).
+    """
     found = {}
     for sample in samples:
-        found.setdefault(sample["clients"], {})[sample["label"]] = sample
-    return found
+        found.setdefault(sample["clients"], {}).setdefault(sample["label"], []).append(sample)
+    return {clients: {label: pooled(runs) for label, runs in group.items()}
+            for clients, group in found.items()}
+
+
+def pooled(runs):
+    """Return one sample made of a server's repetitions at one number of clients."""
+    runs = sorted(runs, key=lambda run: run.get("repetition", 0))
+    rounds = [one for run in runs for one in run["rounds"]]
+    return {**runs[0], "rounds": rounds, "summary": summarize(rounds),
+            "repetitions": len(runs),
+            "p50s": [run["summary"]["all_ms"]["p50"] for run in runs],
+            "server_cores": round(median(run["server_cores"] for run in runs), 2),
+            "rss_mib": max(run["rss_mib"] for run in runs),
+            "profile": next((run["profile"] for run in runs if "profile" in run), None)}
+
+
+def ratio(numerator, denominator):
+    """Return numerator / denominator to two places, or None if either is missing."""
+    return round(numerator / denominator, 2) if numerator and denominator else None
 
 
 def ratios(samples):
-    """Return each Flack's time over Node's, at p50 and p90, for each number of clients."""
+    """Return each Flack's time over Node's, for each number of clients.
+
+    p50_each is the ratio of the two p50s within each repetition, where the two ran
+    minutes apart at most, and p50 their median; p90 is over every round together.
+    """
     found = []
     for clients, group in by_clients(samples).items():
-        reference = group[NODE]["summary"]["all_ms"]
+        reference = group[NODE]
         for label in FLACKS:
-            flack = group[label]["summary"]["all_ms"]
-            found.append({"clients": clients, "label": label, **{
-                p: round(flack[p] / reference[p], 2) if flack[p] and reference[p] else None
-                for p in ("p50", "p90")}})
+            flack = group[label]
+            each = [ratio(mine, theirs)
+                    for mine, theirs in zip(flack["p50s"], reference["p50s"], strict=True)]
+            known = [value for value in each if value]
+            found.append({"clients": clients, "label": label,
+                          "p50": round(median(known), 2) if known else None,
+                          "p90": ratio(flack["summary"]["all_ms"]["p90"],
+                                       reference["summary"]["all_ms"]["p90"]),
+                          "p50_each": each})
     return found
 
 
 def ratio_of(results, clients, label, p="p50"):
     """Return one Flack's time over Node's at a number of clients, or None."""
-    return next((r[p] for r in results["ratios"]
+    return next((r.get(p) for r in results["ratios"]
                  if r["clients"] == clients and r["label"] == label), None)
+
+
+def ratio_range(results, clients, label):
+    """Return the lowest and highest of a Flack's ratios to Node in single repetitions."""
+    each = [value for value in ratio_of(results, clients, label, "p50_each") or [] if value]
+    return (min(each), max(each)) if each else (None, None)
+
+
+def multiple_with_range(results, clients, label):
+    """Format a Flack's median p50 ratio with its repetitions' range: "2.9× (2.6–3.1×)"."""
+    low, high = ratio_range(results, clients, label)
+    spread = f" ({low:.1f}–{high:.1f}×)" if low is not None and high != low else ""
+    return multiple(ratio_of(results, clients, label)) + spread
 
 
 def failures(samples):
@@ -258,27 +312,36 @@ def draw(results, path):
     counts = sorted(groups)
     plain = [label for label in flacks if not label.endswith(COMPRESSED)]
 
+    def series(label, p):
+        """Return one server's bars, with its repetitions' lowest and highest p50 for p50."""
+        values = [groups[n][label]["summary"]["all_ms"][p] for n in counts]
+        if p != "p50":
+            return chart.Series(label, values)
+        each = [[v for v in groups[n][label]["p50s"] if v is not None] for n in counts]
+        return chart.Series(label, values, [min(v) for v in each], [max(v) for v in each])
+
     def panel(p):
         notes = ["\n".join(f"{label.removeprefix('Flack ')}: "
                            f"{ratio_of(results, n, label, p):.1f}×" for label in plain)
                  for n in counts]
-        return chart.Panel(
-            f"{p}: until every client had it", "milliseconds",
-            [chart.Series(label, [groups[n][label]["summary"]["all_ms"][p] for n in counts])
-             for label in labels], notes)
+        return chart.Panel(f"{p}: until every client had it", "milliseconds",
+                           [series(label, p) for label in labels], notes)
 
     settings = results["settings"]
+    repetitions = settings.get("repetitions", 1)
     chart.bar_chart(path, "One message to every connected client",
                     [f"{clients:,} clients" for clients in counts],
                     [panel("p50"), panel("p90")],
-                    note=f"{settings['rounds']} rounds per bar, one message at a time; above "
-                         "each group: each stage's time over Node's, uncompressed",
+                    note=f"{repetitions} × {settings['rounds']} rounds per bar, one message at a "
+                         "time; whiskers: the lowest and highest repetition's p50; above each "
+                         "group: each stage's time over Node's, uncompressed",
                     panel_width=5.5)
 
 
 def table(results):
     """Return, for each number of clients and server, its times and its ratio to Node's."""
-    rows = ["| Clients | Server | Until all had it, p50 / p90 (ms) | ÷ Node, p50 / p90 "
+    rows = ["| Clients | Server | Until all had it, p50 / p90 (ms) "
+            "| ÷ Node, p50: median (range) of the repetitions / p90 "
             "| First client, p50 (ms) | Load generator CPU a round, p50 (ms) "
             "| Server cores busy | Missing |",
             "|--:|---|--:|--:|--:|--:|--:|--:|"]
@@ -288,8 +351,9 @@ def table(results):
             if sample is None:
                 continue
             s = sample["summary"]
-            ratio = "" if label == NODE else " / ".join(
-                multiple(ratio_of(results, clients, label, p)) for p in ("p50", "p90"))
+            ratio = "" if label == NODE else (
+                f"{multiple_with_range(results, clients, label)} / "
+                f"{multiple(ratio_of(results, clients, label, 'p90'))}")
             rows.append(f"| {clients:,} | {label} | {times(s)} | {ratio} "
                         f"| {number(s['first_ms_p50'])} | {number(s['loadgen_cpu_ms_p50'])} "
                         f"| {sample['server_cores']:.2f} | {s['missing']} |")
@@ -318,6 +382,7 @@ def reading(results):
     lines = [clients_reading(results, clients, groups[clients], flacks)
              for clients in sorted(groups)]
     lines.append(goal_reading(results, flacks))
+    lines.append(variation_reading(results, flacks))
     most = max(groups)
     group = groups[most]
     cpu = ", ".join(f"{number(group[label]['summary']['loadgen_cpu_ms_p50'])} ({label})"
@@ -357,7 +422,8 @@ def clients_reading(results, clients, group, flacks):
     each = "; ".join(
         f"{label} {summaries[label]['all_ms']['p50']:.0f} ms (p90 "
         f"{summaries[label]['all_ms']['p90']:.0f}"
-        + ("" if label == NODE else f", {multiple(ratio_of(results, clients, label))} Node's")
+        + ("" if label == NODE
+           else f", {multiple_with_range(results, clients, label)} Node's")
         + f"; first client {summaries[label]['first_ms_p50']:.0f} ms; "
           f"{group[label]['server_cores']:.2f} cores busy, {group[label]['rss_mib']:.0f} MiB)"
         for label in labels)
@@ -369,11 +435,28 @@ def goal_reading(results, flacks):
     found = {label: ratio_of(results, TARGET_CLIENTS, label) for label in flacks}
     if not found or None in found.values():
         return None
-    each = ", ".join(f"{label} {multiple(value)}"
+    each = ", ".join(f"{label} {multiple_with_range(results, TARGET_CLIENTS, label)}"
                      + (" (within)" if value <= TARGET_RATIO else "")
                      for label, value in found.items())
     return (f"- The goal: Flack within {TARGET_RATIO:g}× of Node's time at {TARGET_CLIENTS:,} "
             f"clients (p50): {each}.")
+
+
+def variation_reading(results, flacks):
+    """Say how far one repetition's ratio to Node strays, for the servers uncompressed."""
+    repetitions = results["settings"].get("repetitions", 1)
+    if repetitions < 2:
+        return None
+    parts = []
+    for label in (label for label in flacks if not label.endswith(COMPRESSED)):
+        for clients in sorted(by_clients(results["runs"])):
+            low, high = ratio_range(results, clients, label)
+            if low is not None:
+                parts.append(f"{label} at {clients:,} clients {low:.1f}× to {high:.1f}×")
+    return (f"- How much one run varies: each server was measured {repetitions} times, in turn, "
+            "the order reversed at each repetition; one repetition's ratio to Node (p50) went "
+            f"from {'; '.join(parts)}. A single run of this scenario tells a ratio to within "
+            "that range, no better.")
 
 
 def compression_reading(group, flacks):
@@ -411,6 +494,8 @@ SCENARIO = Scenario(
     question="How long one message takes to reach every one of 100, 500 and 1,000 connected "
              "clients (p50 and p90), from Flack at v0.17 and at v0.19, each in one process, "
              "with and without compressing its WebSocket messages, and from a minimal Node.js "
-             "socket.io server; Flack's time over Node's; and where Flack's time goes.",
+             "socket.io server, each measured in turn several times; Flack's time over "
+             "Node's, with how much it varies from one repetition to the next; and where "
+             "Flack's time goes.",
     stages=STAGES, also_needs="Node.js and npm", needs_wrk=False,
     measure=measure, chart=draw, table=table, reading=reading)
