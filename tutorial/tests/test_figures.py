@@ -31,12 +31,17 @@ def prose(page):
 
 
 def value_at(data, path):
-    """Return the value at a path like runs[label=x]/summary/p50 in loaded JSON."""
+    """Return the value at a path like runs[label=x;clients=1000]/summary/p50 in loaded JSON.
+
+    In brackets, the first item of the list whose keys have those values, compared as text.
+    """
     for part in path.split("/"):
-        match = re.fullmatch(r"(\w+)\[(\w+)=(.+)\]", part)
+        match = re.fullmatch(r"(\w+)\[(.+)\]", part)
         if match:
-            name, key, wanted = match.groups()
-            data = next(item for item in data[name] if item[key] == wanted)
+            name, conditions = match.groups()
+            wanted = dict(condition.split("=", 1) for condition in conditions.split(";"))
+            data = next(item for item in data[name]
+                        if all(str(item.get(key)) == value for key, value in wanted.items()))
         else:
             data = data[part]
     return data
@@ -85,6 +90,11 @@ class ValueAtTest(unittest.TestCase):
     def test_a_run_by_its_label_then_keys(self):
         data = {"runs": [{"label": "a", "p50": 1}, {"label": "b + c", "p50": 2}]}
         self.assertEqual(value_at(data, "runs[label=b + c]/p50"), 2)
+
+    def test_a_run_by_several_keys(self):
+        data = {"runs": [{"label": "a", "clients": 100, "p50": 1},
+                         {"label": "a", "clients": 1000, "p50": 2}]}
+        self.assertEqual(value_at(data, "runs[label=a;clients=1000]/p50"), 2)
 
     def test_a_figure_is_found_only_as_its_results_give_it(self):
         figure = {"results": "bench/results/web-servers.json", "text": "p50 of {} ms",
