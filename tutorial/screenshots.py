@@ -51,7 +51,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -68,6 +67,7 @@ from pathlib import Path
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
+from ports import free_port, free_ports_in_a_row
 
 HERE = Path(__file__).resolve().parent.parent  # the checkout this script is in
 CHROMIUM = "/usr/bin/chromium"
@@ -267,32 +267,6 @@ def parse_args():
     parser.add_argument("--serve", action="store_true",
                         help="run the chat with `make serve`: web processes behind nginx")
     return parser.parse_args()
-
-
-def free_port():
-    """Return a loopback TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port):
-    """Tell whether nothing listens on a loopback TCP port right now."""
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports_in_a_row(count):
-    """Return the first of count neighbouring loopback ports that are all free."""
-    # honcho gives the web processes PORT, PORT + 1, ...: each of them must be free.
-    while True:
-        first = free_port()
-        if all(port_is_free(first + offset) for offset in range(1, count)):
-            return first
 
 
 def serves_behind_nginx(root):

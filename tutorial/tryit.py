@@ -33,12 +33,13 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from ports import free_port, free_ports_in_a_row
 
 TRY_IT_HEADING = "## Try it"
 FENCE_RE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,})\{(?P<attrs>[^}]*)\}\s*$")
@@ -125,13 +126,6 @@ def output_matches(expected, actual):
                 for line in expected.splitlines() if line.strip() not in ("", "...")]
     lines = iter(actual.splitlines())
     return all(any(pattern.search(line) for line in lines) for pattern in patterns)
-
-
-def free_port():
-    """Return a TCP port that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def with_ports(text, ports):
@@ -256,16 +250,8 @@ def with_kill(pid):
 
 def pick_ports():
     """Return free ports for the chat, the second web process (the next one) and nginx."""
-    while True:
-        port = free_port()
-        if port < 65000 and not in_use(port + 1):
-            return {"PORT": port, "SECOND_PORT": port + 1, "PROXY_PORT": free_port()}
-
-
-def in_use(port):
-    """Whether something listens on a port of 127.0.0.1."""
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    port = free_ports_in_a_row(2)
+    return {"PORT": port, "SECOND_PORT": port + 1, "PROXY_PORT": free_port()}
 
 
 def logical_lines(text):

@@ -7,6 +7,7 @@ import io
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import textwrap
@@ -138,6 +139,12 @@ class PortsTest(unittest.TestCase):
             "localhost:42000 127.0.0.1:50000 port 5000")
 
 
+def listening(port):
+    """Tell whether something accepts connections on a loopback port."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 # A stage in miniature: `make run` serves the folder on PORT, as a stage serves the chat.
 MAKEFILE = "run:\n\tpython3 -m http.server --bind 127.0.0.1 $$PORT\n"
 
@@ -181,7 +188,7 @@ class RunBlocksTest(unittest.TestCase):
         self.assertEqual((ran, left), (3, 1))
         port = re.search(r"http://127\.0\.0\.1:(\d+)/ answers", self.log.getvalue())[1]
         self.assertNotEqual(port, "5000")
-        self.assertFalse(tryit.in_use(int(port)), "the server still runs after the page")
+        self.assertFalse(listening(int(port)), "the server still runs after the page")
 
     def test_output_that_differs_from_the_page_fails(self):
         with self.assertRaisesRegex(tryit.TryItError, "page.md:7: the output differs"):
